@@ -1,0 +1,1 @@
+"""The shared evaluation bench: suites, runner, results, reports and plots."""

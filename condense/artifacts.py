@@ -1,0 +1,346 @@
+"""Artifacts: what a distillation produces, as one ``.safetensors`` file you can trust.
+
+An artifact is a flat ``{name: tensor}`` dictionary plus one JSON metadata block, stored together in a
+single safetensors file (the JSON sits in the safetensors header under the key ``"condense"``)::
+
+    {"kind": "ImageSet", "schema_version": 1, "method": "datadam", "config": {...},
+     "source": {"name": "mnist", "fingerprint": "...", ...}, "budget": {...}, "seed": 0,
+     "library_version": "0.1.0", "device": "cuda:0", "created": "2026-11-28T03:20:00+00:00",
+     "content_sha256": "...", "extra": {...}}
+
+Guarantees:
+
+* ``save`` writes to a temporary file in the target folder, flushes it to disk and renames it over the
+  target, so a crash or Ctrl-C mid-write never leaves a half-written artifact behind;
+* ``load`` never unpickles anything: a ``.pt``/``.pkl`` file (or any file that starts like a pickle or a
+  ``torch.save`` zip) is refused with a clear error, as are truncated files, files whose tensor bytes no
+  longer match the recorded SHA-256, artifacts of another kind and artifacts written by a newer schema;
+* tensors are stored on the CPU, so an artifact made on a GPU loads on a machine without one;
+* metadata is normalised through JSON when the artifact is built, so the in-memory object and the
+  loaded one compare equal, bit for bit.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, ClassVar, Mapping
+
+import torch
+
+SCHEMA_VERSION = 1
+METADATA_KEY = "condense"
+SUFFIX = ".safetensors"
+_PICKLE_SUFFIXES = {".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt"}
+
+
+class ArtifactError(ValueError):
+    """An artifact file cannot be used: wrong kind, newer schema, corrupted, truncated or a pickle."""
+
+
+def _library_version() -> str:
+    from condense import __version__
+
+    return __version__
+
+
+def _jsonable(value: Any) -> Any:
+    """Round-trip ``value`` through JSON, so what is kept in memory equals what a load returns."""
+    try:
+        return json.loads(json.dumps(value, allow_nan=True))
+    except TypeError as exc:
+        raise TypeError(f"artifact metadata must be JSON-serialisable: {exc}") from None
+
+
+def content_digest(tensors: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 over every tensor's name, dtype, shape and raw bytes, in sorted name order."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(name.encode())
+        h.update(str(t.dtype).encode())
+        h.update(repr(tuple(t.shape)).encode())
+        # view as bytes: works for every dtype, bfloat16 included
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+class Artifact:
+    """Base class: ``tensors`` (name -> CPU tensor) and ``meta`` (JSON metadata).
+
+    Subclasses set :attr:`kind` and :attr:`required_tensors`; methods fill in the tensors. Build one with
+    :meth:`create`, which fills the standard metadata fields.
+    """
+
+    kind: ClassVar[str] = "Artifact"
+    required_tensors: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]):
+        if not isinstance(tensors, Mapping):
+            raise TypeError(f"tensors must be a mapping of name -> torch.Tensor, got {type(tensors).__name__}")
+        clean: dict[str, torch.Tensor] = {}
+        for name, t in tensors.items():
+            if not isinstance(name, str) or not name:
+                raise TypeError(f"tensor names must be non-empty strings, got {name!r}")
+            if not isinstance(t, torch.Tensor):
+                raise TypeError(f"tensor {name!r} must be a torch.Tensor, got {type(t).__name__}")
+            # a private, contiguous CPU copy: safetensors refuses shared storage, and the artifact must not
+            # change when the caller keeps optimising the tensor it passed in
+            clean[name] = t.detach().to("cpu", copy=True).contiguous()
+        missing = [n for n in self.required_tensors if n not in clean]
+        if missing:
+            raise ValueError(f"{self.kind} needs tensors {list(self.required_tensors)}; missing {missing}")
+        self.tensors = clean
+        meta = dict(_jsonable(dict(meta)))
+        meta["kind"] = self.kind
+        meta.setdefault("schema_version", SCHEMA_VERSION)
+        self.meta = meta
+        self.validate()
+
+    # -- construction -----------------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        tensors: Mapping[str, torch.Tensor],
+        *,
+        method: str,
+        config: Mapping[str, Any] | None = None,
+        source: Mapping[str, Any] | None = None,
+        budget: Mapping[str, Any] | None = None,
+        seed: int | None = None,
+        device: str | torch.device | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ):
+        """Build an artifact with the standard metadata block (version, creation time, ...)."""
+        meta = {
+            "kind": cls.kind,
+            "schema_version": SCHEMA_VERSION,
+            "method": method,
+            "config": dict(config or {}),
+            "source": dict(source or {}),
+            "budget": dict(budget or {}),
+            "seed": seed,
+            "library_version": _library_version(),
+            "device": None if device is None else str(device),
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "extra": dict(extra or {}),
+        }
+        return cls(tensors, meta)
+
+    def validate(self) -> None:
+        """Check the tensors' shapes and dtypes; subclasses extend this."""
+
+    # -- accessors ---------------------------------------------------------------------------------
+    def __getitem__(self, name: str) -> torch.Tensor:
+        try:
+            return self.tensors[name]
+        except KeyError:
+            raise KeyError(f"{self.kind} has no tensor {name!r}; it has {sorted(self.tensors)}") from None
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.tensors
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of tensor data (what the artifact stores, without the JSON header)."""
+        return sum(t.numel() * t.element_size() for t in self.tensors.values())
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{k}{list(v.shape)}" for k, v in sorted(self.tensors.items()))
+        return f"{self.kind}(method={self.meta.get('method')!r}, {shapes})"
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return (
+            self.meta == other.meta
+            and self.tensors.keys() == other.tensors.keys()
+            and all(
+                self.tensors[k].dtype == other.tensors[k].dtype
+                and self.tensors[k].shape == other.tensors[k].shape
+                and torch.equal(self.tensors[k], other.tensors[k])
+                for k in self.tensors
+            )
+        )
+
+    # -- persistence -------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the artifact atomically to ``path`` (which must end in ``.safetensors``)."""
+        path = Path(path)
+        if path.suffix != SUFFIX:
+            raise ValueError(f"path must end in {SUFFIX!r}, got {str(path)!r}")
+        meta = dict(self.meta)
+        meta["content_sha256"] = content_digest(self.tensors)
+        return write_safetensors(path, self.tensors, meta)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike):
+        """Load an artifact; on a subclass, also check that the file holds that kind."""
+        tensors, meta = read_file(path)
+        kind = meta.get("kind")
+        target = _KINDS.get(kind)
+        if target is None:
+            raise ArtifactError(f"{str(path)!r} holds an unknown artifact kind {kind!r}; known: {sorted(_KINDS)}")
+        if cls is not Artifact and target is not cls:
+            raise ArtifactError(f"{str(path)!r} holds a {kind}, not a {cls.kind}")
+        meta.pop("content_sha256", None)
+        obj = target.__new__(target)
+        obj.tensors = tensors
+        obj.meta = meta
+        obj.validate()
+        return obj
+
+
+def write_safetensors(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> Path:
+    """Atomically write ``tensors`` with ``meta`` (JSON under the header key ``"condense"``) to ``path``.
+
+    The bytes go to a temporary file in the same folder, are fsync'ed, then renamed over ``path``; an
+    interrupted write leaves the previous file (or nothing) in place, never a partial one.
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = {METADATA_KEY: json.dumps(dict(meta), sort_keys=True, allow_nan=True)}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata=header)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _refuse_pickles(path: Path) -> None:
+    if path.suffix.lower() in _PICKLE_SUFFIXES:
+        raise ArtifactError(
+            f"{str(path)!r} looks like a pickle/torch.save file; condense artifacts are {SUFFIX} files "
+            "and are never unpickled"
+        )
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head[:1] == b"\x80" and len(head) > 1 and 2 <= head[1] <= 5:
+        raise ArtifactError(f"{str(path)!r} is a pickle stream; condense never unpickles files")
+    if head == b"PK\x03\x04":
+        raise ArtifactError(f"{str(path)!r} is a zip archive (torch.save format); condense never unpickles files")
+
+
+def read_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read and verify a condense safetensors file: ``(tensors, metadata)``. Never unpickles."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no artifact at {str(path)!r}")
+    _refuse_pickles(path)
+    size = path.stat().st_size
+    if size < 8:
+        raise ArtifactError(f"{str(path)!r} is truncated ({size} bytes): not a safetensors file")
+    try:
+        with open(path, "rb") as fh:
+            header_len = int.from_bytes(fh.read(8), "little")
+            if header_len > size - 8:
+                raise ArtifactError(
+                    f"{str(path)!r} is truncated or corrupted: header says {header_len} bytes, "
+                    f"file has {size - 8} after the length field"
+                )
+            header = json.loads(fh.read(header_len))
+        tensors = load_file(str(path))
+    except ArtifactError:
+        raise
+    except (SafetensorError, ValueError, UnicodeDecodeError, OSError) as exc:
+        raise ArtifactError(f"{str(path)!r} is truncated or corrupted: {exc}") from None
+    raw = (header.get("__metadata__") or {}).get(METADATA_KEY)
+    if raw is None:
+        raise ArtifactError(f"{str(path)!r} is a safetensors file but not a condense artifact (no metadata)")
+    try:
+        meta = json.loads(raw)
+    except ValueError as exc:
+        raise ArtifactError(f"{str(path)!r} has corrupted metadata: {exc}") from None
+    version = meta.get("schema_version")
+    if not isinstance(version, int) or version < 1:
+        raise ArtifactError(f"{str(path)!r} has no valid schema_version")
+    if version > SCHEMA_VERSION:
+        raise ArtifactError(
+            f"{str(path)!r} was written with artifact schema {version}; this condense reads up to "
+            f"{SCHEMA_VERSION}: upgrade condense-kit"
+        )
+    expected = meta.get("content_sha256")
+    if expected is not None and content_digest(tensors) != expected:
+        raise ArtifactError(f"{str(path)!r} is corrupted: tensor bytes do not match the recorded SHA-256")
+    return tensors, meta
+
+
+def load(path: str | os.PathLike) -> Artifact:
+    """Load any condense artifact (its kind is read from the file)."""
+    return Artifact.load(path)
+
+
+# -- the three kinds ------------------------------------------------------------------------------
+class ImageSet(Artifact):
+    """A synthetic image set: ``images`` [N, C, H, W] float32 in the model's input space, ``labels`` [N].
+
+    Optional tensors: ``mean``/``std`` [C] (per-channel normalisation of [0, 1] pixels), ``zca_mean`` [D],
+    ``zca_matrix`` [D, D] and ``zca_inverse`` [D, D] (a ZCA transform fitted on [0, 1] pixels, applied
+    after mean/std when both exist), and ``syn_lr`` (a learned evaluation learning rate, MTT).
+    """
+
+    kind = "ImageSet"
+    required_tensors = ("images", "labels")
+
+    def validate(self) -> None:
+        x, y = self.tensors["images"], self.tensors["labels"]
+        if x.dim() != 4 or not x.is_floating_point():
+            raise ArtifactError(f"ImageSet images must be a float [N, C, H, W] tensor, got {x.dtype} {list(x.shape)}")
+        if y.dim() != 1 or y.shape[0] != x.shape[0] or y.dtype != torch.int64:
+            raise ArtifactError(f"ImageSet labels must be int64 [N={x.shape[0]}], got {y.dtype} {list(y.shape)}")
+
+    @property
+    def images(self) -> torch.Tensor:
+        return self.tensors["images"]
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return self.tensors["labels"]
+
+    @property
+    def learned_lr(self) -> float | None:
+        t = self.tensors.get("syn_lr")
+        return None if t is None else float(t)
+
+
+class TreeSet(Artifact):
+    """A Mirage distilled set: computation trees (as label/parent/edge arrays) and per-class itemsets.
+
+    Trees are concatenated with ``tree_ptr``; itemsets list tree ids through ``itemset_ptr``/``itemset_tree``
+    with their ``itemset_class`` and ``itemset_support`` (see the Mirage method for the full layout).
+    """
+
+    kind = "TreeSet"
+    required_tensors = (
+        "tree_ptr",
+        "node_code",
+        "parent",
+        "edge_code",
+        "itemset_ptr",
+        "itemset_tree",
+        "itemset_class",
+        "itemset_support",
+    )
+
+
+class Student(Artifact):
+    """A distilled MLP student: weights under ``model.<param>`` plus its config and feature normalisation."""
+
+    kind = "Student"
+
+
+_KINDS: dict[str, type[Artifact]] = {c.kind: c for c in (ImageSet, TreeSet, Student)}

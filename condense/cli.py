@@ -1,0 +1,248 @@
+"""The ``condense`` command.
+
+Shape: ``condense <verb> [method] --dataset NAME [--data-root DIR] [--device D] [--seed S]
+[--set key=value ...] [--train-per-class N] [--json] --out DIR``.
+
+With ``--json`` a command prints exactly one JSON object on stdout; human-readable text, progress bars and
+logs go to stderr, so scripts (and the bench) can consume the output.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from condense import registry
+
+
+class CliError(Exception):
+    """A user error the CLI reports as one line and exit status 2."""
+
+
+# -- output ------------------------------------------------------------------------------------------
+def _json_default(obj: Any) -> Any:
+    try:
+        import torch
+
+        if isinstance(obj, torch.Tensor):
+            return obj.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if hasattr(obj, "__dataclass_fields__"):
+        import dataclasses
+
+        return dataclasses.asdict(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def _clean(obj: Any) -> Any:
+    """NaN/inf are not JSON: write them as null so every consumer can parse the output."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def emit(args: argparse.Namespace, payload: dict[str, Any], human: str) -> None:
+    """Print ``payload`` as one JSON object (``--json``) or ``human`` text."""
+    if getattr(args, "json", False):
+        text = json.dumps(_clean(json.loads(json.dumps(payload, default=_json_default))), indent=None)
+        sys.stdout.write(text + "\n")
+    else:
+        sys.stdout.write(human.rstrip() + "\n")
+    sys.stdout.flush()
+
+
+# -- shared options ---------------------------------------------------------------------------------
+def add_common(p: argparse.ArgumentParser, *, dataset: bool = True, out: bool = True, default_dataset: str | None = None) -> None:
+    if dataset:
+        p.add_argument("--dataset", default=default_dataset,
+                       help=f"dataset name or .npz path (default: {default_dataset})" if default_dataset else "dataset name")
+        p.add_argument("--train-per-class", type=int, default=None, metavar="N",
+                       help="use a seeded, stratified subsample of N training items per class (recorded in metadata)")
+    p.add_argument("--data-root", default=None, metavar="DIR",
+                   help="data folder (default: $CONDENSE_DATA, else the user cache folder)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field, e.g. --set lr_img=10 (repeatable)")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout; text goes to stderr")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    if out:
+        p.add_argument("--out", required=True, metavar="DIR", help="run folder (artifact, checkpoints, plots)")
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, str]:
+    from condense.config import parse_set
+
+    return parse_set(args.set)
+
+
+def _setup(args: argparse.Namespace) -> None:
+    from condense.progress import set_quiet
+
+    if getattr(args, "quiet", False):
+        set_quiet(True)
+
+
+# -- verbs ------------------------------------------------------------------------------------------
+def cmd_datasets(args: argparse.Namespace) -> None:
+    from condense.data import data_root, status
+
+    root = data_root(args.data_root)
+    rows = status(root)
+    width = max(len(r["name"]) for r in rows)
+    lines = [f"data root: {root}", ""]
+    for r in rows:
+        mark = "found  " if r["found"] else "missing"
+        where = r["location"] or "-"
+        lines.append(f"  {r['name']:<{width}}  {mark}  {r['family']:<21}  {where}")
+    emit(args, {"data_root": str(root), "datasets": rows}, "\n".join(lines))
+
+
+def cmd_info(args: argparse.Namespace) -> None:
+    from condense.artifacts import read_file
+
+    tensors, meta = read_file(args.artifact)
+    shapes = {k: {"dtype": str(v.dtype).replace("torch.", ""), "shape": list(v.shape)} for k, v in sorted(tensors.items())}
+    nbytes = sum(t.numel() * t.element_size() for t in tensors.values())
+    lines = [f"{args.artifact}: {meta.get('kind')} from {meta.get('method')} (schema {meta.get('schema_version')})"]
+    for key in ("source", "budget", "seed", "device", "library_version", "created"):
+        lines.append(f"  {key}: {json.dumps(meta.get(key))}")
+    lines.append(f"  tensors ({nbytes} bytes):")
+    for k, v in shapes.items():
+        lines.append(f"    {k}: {v['dtype']} {v['shape']}")
+    lines.append(f"  config: {json.dumps(meta.get('config'))}")
+    emit(args, {"path": str(args.artifact), "meta": meta, "tensors": shapes, "tensor_bytes": nbytes}, "\n".join(lines))
+
+
+def cmd_distill(args: argparse.Namespace) -> None:
+    entry = registry.get(args.method)
+    kwargs: dict[str, Any] = dict(_overrides(args))
+    for opt in entry.cli_options:
+        value = getattr(args, opt.key.replace("-", "_"), None)
+        if value is not None and value is not False:
+            kwargs[opt.key] = value
+    artifact = registry.distill(
+        entry.name,
+        dataset=args.dataset,
+        data_root=args.data_root,
+        device=args.device,
+        seed=args.seed,
+        train_per_class=args.train_per_class,
+        out=args.out,
+        **kwargs,
+    )
+    path = str(getattr(artifact, "path", None) or Path(args.out) / f"{entry.name}.safetensors")
+    summary = artifact.meta.get("extra", {}).get("summary", {})
+    human = [f"{entry.name}: wrote {path}", f"  {artifact!r}"]
+    human += [f"  {k}: {v}" for k, v in summary.items()]
+    emit(args, {"artifact": path, "kind": artifact.kind, "method": entry.name, "summary": summary,
+                "meta": artifact.meta}, "\n".join(human))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from condense.artifacts import load
+
+    artifact = load(args.artifact)
+    evaluator = registry.evaluator(artifact.kind)
+    kwargs: dict[str, Any] = dict(_overrides(args))
+    result = evaluator(
+        artifact,
+        model=args.model,
+        runs=args.runs,
+        data_root=args.data_root,
+        device=args.device,
+        seed=args.seed,
+        baselines=args.baselines,
+        **kwargs,
+    )
+    human = result.pop("_text", None) or json.dumps(result, indent=2, default=_json_default)
+    emit(args, result, human)
+
+
+# -- parser -----------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    from condense import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="condense",
+        description="Data-centric distillation: condensed image sets, computation-tree graph sets, GNN-to-MLP students.",
+    )
+    parser.add_argument("--version", action="version", version=f"condense {__version__}")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+
+    p = sub.add_parser("datasets", help="list known datasets and whether they are found under the data root")
+    p.add_argument("--data-root", default=None, metavar="DIR", help="data folder (default: $CONDENSE_DATA, else the user cache)")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("info", help="print an artifact's metadata and tensor shapes")
+    p.add_argument("artifact", help="path to a .safetensors artifact")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("distill", help="run a distillation method and write its artifact")
+    msub = p.add_subparsers(dest="method", metavar="METHOD")
+    for entry in registry.entries():
+        if not entry.available():
+            continue
+        mp = msub.add_parser(entry.name, help=f"{entry.summary} ({entry.paper})",
+                             description=f"{entry.summary} ({entry.paper}); writes a {entry.produces}.")
+        add_common(mp, default_dataset=entry.default_dataset)
+        for opt in entry.cli_options:
+            if opt.action:
+                mp.add_argument(opt.flag, action=opt.action, help=opt.help, dest=opt.key)
+            else:
+                mp.add_argument(opt.flag, type=opt.type, default=None, help=opt.help, dest=opt.key)
+        mp.set_defaults(func=cmd_distill)
+
+    p = sub.add_parser("evaluate", help="train models on an artifact and test them on the real test split")
+    p.add_argument("artifact", help="path to a .safetensors artifact")
+    p.add_argument("--model", default=None, help="architecture to train (default: the method's evaluation profile)")
+    p.add_argument("--runs", type=int, default=None, help="independent training runs (default: the profile's)")
+    p.add_argument("--baselines", action="store_true",
+                   help="also train on the baselines (random real, herding, ...) and the full training set")
+    add_common(p, dataset=False, out=False)
+    p.set_defaults(func=cmd_evaluate)
+
+    for hook in registry.cli_hooks():
+        hook(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        if getattr(args, "verb", None) == "distill":
+            parser.parse_args(["distill", "--help"])
+        parser.print_help(sys.stderr)
+        return 2
+    _setup(args)
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        print("condense: interrupted; rerun the same command to resume from the last checkpoint", file=sys.stderr)
+        return 130
+    except (CliError, ValueError, FileNotFoundError, ImportError, ArithmeticError) as exc:
+        if os.environ.get("CONDENSE_DEBUG"):
+            raise
+        print(f"condense: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

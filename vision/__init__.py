@@ -1,0 +1,2 @@
+"""Image dataset distillation: datasets, the ConvNet family, DSA/ZCA, coresets, DataDAM, trajectory matching
+and the evaluation protocol."""

@@ -1,0 +1,396 @@
+"""Image datasets, read from their standard raw layouts without torchvision.
+
+Every loader returns an :class:`ImageData`: float32 tensors [N, C, H, W] normalised per channel with the
+dataset's mean/std, int64 labels, the class names, the normalisation constants and a fingerprint of the
+content. Sources:
+
+* ``mnist`` / ``fashion-mnist``: raw idx files (gzipped or not) under ``ROOT/MNIST/raw`` / ``ROOT/FashionMNIST/raw``;
+* ``cifar10`` / ``cifar100``: ``ROOT/cifar-10-batches-py`` / ``ROOT/cifar-100-python`` (pickles, read with the
+  restricted unpickler of :mod:`condense.safepickle`);
+* ``cifar10-subset``: ``ROOT/cifar10_subset/cifar10_subset_5k.npz``; any ``.npz`` path with ``x_train, y_train,
+  x_test, y_test[, classes]`` (uint8 HWC or CHW, or floats in [0, 1]);
+* ``digits``: scikit-learn's 1797 real 8x8 digits (built in), split 80/20 stratified with seed 0;
+* any ``torch.utils.data.Dataset`` yielding ``(image, label)`` through :func:`from_datasets`.
+
+Normalisation constants are the DC/DSA/DM reference values for MNIST, Fashion-MNIST, SVHN and CIFAR-10
+(the CIFAR-10 subset uses CIFAR-10's) and CIFAR-100's own statistics (evaluation.md §3); other sources use
+the mean/std of their training pixels.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from condense.data import DatasetNotFound, canonical_name, info, stratified_subsample
+from condense.data import data_root as resolve_data_root
+from condense.safepickle import restricted_load
+
+NORMALISATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "mnist": ((0.1307,), (0.3081,)),
+    "fashion-mnist": ((0.2861,), (0.3530,)),
+    "svhn": ((0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
+    "cifar10-subset": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
+    "cifar100": ((0.5071, 0.4866, 0.4409), (0.2673, 0.2564, 0.2762)),
+}
+
+MNIST_CLASSES = [str(i) for i in range(10)]
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                   "Ankle boot"]
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+@dataclass
+class ImageData:
+    """A labelled image dataset in the model's input space (per-channel normalised float32)."""
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    classes: list[str]
+    fingerprint: str
+    subsample: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def channels(self) -> int:
+        return int(self.x_train.shape[1])
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return int(self.x_train.shape[2]), int(self.x_train.shape[3])
+
+    def class_counts(self, split: str = "train") -> list[int]:
+        y = self.y_train if split == "train" else self.y_test
+        return torch.bincount(y, minlength=self.num_classes).tolist()
+
+    def to_pixels(self, x: torch.Tensor) -> torch.Tensor:
+        """Undo the mean/std normalisation: back to [0, 1] pixel space."""
+        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        return x * std + mean
+
+    def normalise(self, pixels: torch.Tensor) -> torch.Tensor:
+        mean = torch.tensor(self.mean, dtype=pixels.dtype, device=pixels.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, dtype=pixels.dtype, device=pixels.device).view(1, -1, 1, 1)
+        return (pixels - mean) / std
+
+    def source_meta(self) -> dict[str, Any]:
+        """What an artifact records about its source data."""
+        return {
+            "name": self.name,
+            "fingerprint": self.fingerprint,
+            "num_train": int(self.y_train.numel()),
+            "num_test": int(self.y_test.numel()),
+            "num_classes": self.num_classes,
+            "image_shape": list(self.x_train.shape[1:]),
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "subsample": self.subsample,
+        }
+
+    def __repr__(self) -> str:
+        return (f"ImageData({self.name!r}, train={list(self.x_train.shape)}, test={list(self.x_test.shape)}, "
+                f"classes={self.num_classes})")
+
+
+# -- raw readers ----------------------------------------------------------------------------------------
+def _open(path: Path):
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read an idx file (MNIST format), gzipped or not; checks the magic number and the declared size."""
+    path = Path(path)
+    with _open(path) as fh:
+        data = fh.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0:
+        raise ValueError(f"{str(path)!r} is not an idx file (bad magic {data[:4].hex()})")
+    dtype_code, ndim = data[2], data[3]
+    dtypes = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+    if dtype_code not in dtypes:
+        raise ValueError(f"{str(path)!r}: unknown idx element type 0x{dtype_code:02x}")
+    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    offset = 4 + 4 * ndim
+    arr = np.frombuffer(data, dtype=dtypes[dtype_code], offset=offset)
+    if arr.size != int(np.prod(dims)):
+        raise ValueError(f"{str(path)!r} is truncated: header declares {dims}, file holds {arr.size} elements")
+    return arr.reshape(dims)
+
+
+def _find(folder: Path, stem: str) -> Path:
+    for cand in (folder / stem, folder / f"{stem}.gz"):
+        if cand.is_file():
+            return cand
+    raise FileNotFoundError(folder / stem)
+
+
+def _load_idx_dataset(folder: Path):
+    x_train = read_idx(_find(folder, "train-images-idx3-ubyte"))
+    y_train = read_idx(_find(folder, "train-labels-idx1-ubyte"))
+    x_test = read_idx(_find(folder, "t10k-images-idx3-ubyte"))
+    y_test = read_idx(_find(folder, "t10k-labels-idx1-ubyte"))
+    return x_train[:, None], y_train, x_test[:, None], y_test  # [N, 1, 28, 28] uint8
+
+
+def _load_cifar(folder: Path, hundred: bool):
+    def batch(name: str) -> dict:
+        with open(folder / name, "rb") as fh:
+            return restricted_load(fh)
+
+    if hundred:
+        train, test, meta = batch("train"), batch("test"), batch("meta")
+        key = b"fine_labels"
+        classes = [c.decode() for c in meta[b"fine_label_names"]]
+        xs, ys = [train[b"data"]], [train[key]]
+        xt, yt = test[b"data"], test[key]
+    else:
+        parts = [batch(f"data_batch_{i}") for i in range(1, 6)]
+        test, meta = batch("test_batch"), batch("batches.meta")
+        classes = [c.decode() for c in meta[b"label_names"]]
+        xs, ys = [p[b"data"] for p in parts], [p[b"labels"] for p in parts]
+        xt, yt = test[b"data"], test[b"labels"]
+    x_train = np.concatenate(xs).reshape(-1, 3, 32, 32)
+    y_train = np.concatenate([np.asarray(y) for y in ys])
+    x_test = np.asarray(xt).reshape(-1, 3, 32, 32)
+    return x_train, y_train, x_test, np.asarray(yt), classes
+
+
+def _to_nchw(arr: np.ndarray, what: str) -> np.ndarray:
+    if arr.ndim == 3:
+        return arr[:, None]
+    if arr.ndim != 4:
+        raise ValueError(f"{what} must be [N, H, W], [N, H, W, C] or [N, C, H, W], got shape {arr.shape}")
+    chw = arr.shape[1] in (1, 3, 4)
+    hwc = arr.shape[3] in (1, 3, 4)
+    if hwc and not chw:
+        return np.ascontiguousarray(arr.transpose(0, 3, 1, 2))
+    if chw:
+        return arr
+    raise ValueError(f"{what}: cannot tell channels in shape {arr.shape} (expected 1, 3 or 4 channels)")
+
+
+def _pixels01(arr: np.ndarray, what: str) -> np.ndarray:
+    """uint8 -> [0, 1] float32; floats must already lie in [0, 1]."""
+    if arr.dtype == np.uint8:
+        return arr.astype(np.float32) / 255.0
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{what} holds NaN or inf values")
+        if arr.min() < 0 or arr.max() > 1:
+            raise ValueError(f"{what}: float images must lie in [0, 1], got range [{arr.min()}, {arr.max()}]")
+        return arr.astype(np.float32)
+    raise TypeError(f"{what} must be uint8 or float in [0, 1], got dtype {arr.dtype}")
+
+
+def _fingerprint(*arrays: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(str(a.dtype).encode())
+        h.update(repr(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def from_arrays(
+    x_train: np.ndarray | torch.Tensor,
+    y_train: np.ndarray | torch.Tensor,
+    x_test: np.ndarray | torch.Tensor,
+    y_test: np.ndarray | torch.Tensor,
+    *,
+    name: str = "arrays",
+    classes: Sequence[str] | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    train_per_class: int | None = None,
+    seed: int = 0,
+    extra: dict[str, Any] | None = None,
+) -> ImageData:
+    """Build an :class:`ImageData` from arrays (uint8 or [0, 1] floats; [N,H,W], NHWC or NCHW)."""
+    arrays = {}
+    for what, arr in (("x_train", x_train), ("y_train", y_train), ("x_test", x_test), ("y_test", y_test)):
+        arrays[what] = arr.detach().cpu().numpy() if isinstance(arr, torch.Tensor) else np.asarray(arr)
+    xtr, xte = _to_nchw(arrays["x_train"], "x_train"), _to_nchw(arrays["x_test"], "x_test")
+    ytr, yte = arrays["y_train"].reshape(-1), arrays["y_test"].reshape(-1)
+    if ytr.size == 0:
+        raise ValueError("y_train is empty: a dataset needs training images")
+    if xtr.shape[0] != ytr.shape[0]:
+        raise ValueError(f"x_train has {xtr.shape[0]} images but y_train has {ytr.shape[0]} labels")
+    if xte.shape[0] != yte.shape[0]:
+        raise ValueError(f"x_test has {xte.shape[0]} images but y_test has {yte.shape[0]} labels")
+    if xtr.shape[1:] != xte.shape[1:]:
+        raise ValueError(f"train images {xtr.shape[1:]} and test images {xte.shape[1:]} differ in shape")
+    for what, y in (("y_train", ytr), ("y_test", yte)):
+        if not np.issubdtype(y.dtype, np.integer):
+            raise TypeError(f"{what} must hold integer class labels, got dtype {y.dtype}")
+        if y.size and y.min() < 0:
+            raise ValueError(f"{what} holds negative labels (min {y.min()})")
+    ytr, yte = ytr.astype(np.int64), yte.astype(np.int64)
+    num_classes = int(max(ytr.max(), yte.max(initial=0)) + 1)
+    if classes is None:
+        classes = [str(i) for i in range(num_classes)]
+    classes = [str(c) for c in classes]
+    if len(classes) < num_classes:
+        raise ValueError(f"classes lists {len(classes)} names but labels go up to {num_classes - 1}")
+    subsample = None
+    if train_per_class is not None:
+        idx = stratified_subsample(ytr, train_per_class, seed)
+        xtr, ytr = xtr[idx], ytr[idx]
+        subsample = {"train_per_class": train_per_class, "seed": seed}
+    fingerprint = _fingerprint(xtr, ytr, xte, yte)
+    ptr, pte = _pixels01(xtr, "x_train"), _pixels01(xte, "x_test")
+    if mean is None or std is None:
+        mean = tuple(float(m) for m in ptr.mean(axis=(0, 2, 3), dtype=np.float64))
+        std = tuple(float(s) for s in ptr.std(axis=(0, 2, 3), dtype=np.float64))
+    mean, std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
+    if len(mean) != ptr.shape[1] or len(std) != ptr.shape[1]:
+        raise ValueError(f"mean/std need {ptr.shape[1]} channel values, got {len(mean)}/{len(std)}")
+    if min(std) <= 0:
+        raise ValueError(f"std must be positive per channel, got {std}")
+    m = np.asarray(mean, dtype=np.float32).reshape(1, -1, 1, 1)
+    s = np.asarray(std, dtype=np.float32).reshape(1, -1, 1, 1)
+    return ImageData(
+        name=name,
+        x_train=torch.from_numpy((ptr - m) / s),
+        y_train=torch.from_numpy(ytr.astype(np.int64)),
+        x_test=torch.from_numpy((pte - m) / s),
+        y_test=torch.from_numpy(yte.astype(np.int64)),
+        mean=mean,
+        std=std,
+        classes=list(classes),
+        fingerprint=fingerprint,
+        subsample=subsample,
+        extra=dict(extra or {}),
+    )
+
+
+def _dataset_arrays(dataset) -> tuple[np.ndarray, np.ndarray]:
+    xs, ys = [], []
+    for i in range(len(dataset)):
+        item = dataset[i]
+        if not isinstance(item, (tuple, list)) or len(item) < 2:
+            raise TypeError(f"dataset item {i} must be (image, label), got {type(item).__name__}")
+        img, label = item[0], item[1]
+        arr = img.detach().cpu().numpy() if isinstance(img, torch.Tensor) else np.asarray(img)
+        xs.append(arr)
+        ys.append(int(label))
+    if not xs:
+        raise ValueError("dataset is empty")
+    x = np.stack(xs)
+    if x.ndim == 4 and isinstance(dataset[0][0], torch.Tensor):
+        pass  # torch images are CHW already
+    elif x.ndim == 4 and x.shape[-1] in (1, 3, 4):
+        x = x.transpose(0, 3, 1, 2)  # PIL / NumPy images are HWC
+    return x, np.asarray(ys, dtype=np.int64)
+
+
+def from_datasets(train, test, *, name: str = "dataset", classes: Sequence[str] | None = None,
+                  train_per_class: int | None = None, seed: int = 0) -> ImageData:
+    """Build an :class:`ImageData` from two ``torch.utils.data.Dataset`` objects yielding ``(image, label)``.
+
+    Images may be tensors [C, H, W] (floats in [0, 1] or uint8), NumPy arrays or PIL images.
+    """
+    xtr, ytr = _dataset_arrays(train)
+    xte, yte = _dataset_arrays(test)
+    if classes is None:
+        classes = getattr(train, "classes", None)
+    return from_arrays(xtr, ytr, xte, yte, name=name, classes=classes, train_per_class=train_per_class, seed=seed)
+
+
+def load_images(
+    dataset: str | os.PathLike = "digits",
+    *,
+    data_root: str | os.PathLike | None = None,
+    train_per_class: int | None = None,
+    seed: int = 0,
+) -> ImageData:
+    """Load an image dataset by catalogue name (``mnist``, ``cifar10-subset``, ``digits``, ...) or ``.npz`` path.
+
+    ``train_per_class`` keeps a seeded, stratified subsample of the training split (recorded in metadata).
+    """
+    root = resolve_data_root(data_root)
+    path = Path(dataset)
+    if str(dataset).endswith(".npz"):
+        if not path.is_file():
+            raise DatasetNotFound(str(dataset), [path.parent], [path.name])
+        return _from_npz(path, name=path.stem, train_per_class=train_per_class, seed=seed)
+    name = canonical_name(str(dataset))
+    d = info(name)
+    if d.family != "image":
+        raise ValueError(f"dataset {name!r} is a {d.family} dataset, not an image dataset")
+    if name == "digits":
+        return _digits(train_per_class, seed)
+    folder = d.locate(root)
+    if folder is None and name in ("cifar10", "cifar100"):
+        folder = _extract_tarball(root, name)
+    if folder is None:
+        raise DatasetNotFound(name, d.searched(root), d.expected())
+    mean, std = NORMALISATION[name]
+    if name in ("mnist", "fashion-mnist"):
+        xtr, ytr, xte, yte = _load_idx_dataset(folder)
+        classes = MNIST_CLASSES if name == "mnist" else FASHION_CLASSES
+        return from_arrays(xtr, ytr, xte, yte, name=name, classes=classes, mean=mean, std=std,
+                           train_per_class=train_per_class, seed=seed)
+    if name in ("cifar10", "cifar100"):
+        xtr, ytr, xte, yte, classes = _load_cifar(folder, hundred=name == "cifar100")
+        return from_arrays(xtr, ytr, xte, yte, name=name, classes=classes, mean=mean, std=std,
+                           train_per_class=train_per_class, seed=seed)
+    if name == "cifar10-subset":
+        return _from_npz(folder / "cifar10_subset_5k.npz", name=name, mean=mean, std=std,
+                         train_per_class=train_per_class, seed=seed)
+    raise ValueError(f"no image loader for {name!r}")
+
+
+def _extract_tarball(root: Path, name: str) -> Path | None:
+    """Use a downloaded ``cifar-10-python.tar.gz`` / ``cifar-100-python.tar.gz`` if it sits in the root."""
+    tar = root / ("cifar-10-python.tar.gz" if name == "cifar10" else "cifar-100-python.tar.gz")
+    if not tar.is_file():
+        return None
+    from condense.data import cache_dir, is_writable_dir
+
+    dest = root if is_writable_dir(root) else cache_dir() / "extracted"
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(tar) as tf:
+        tf.extractall(dest, filter="data")
+    return info(name).locate(dest)
+
+
+def _from_npz(path: Path, *, name: str, mean=None, std=None, train_per_class=None, seed=0) -> ImageData:
+    with np.load(path, allow_pickle=False) as z:
+        missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in z.files]
+        if missing:
+            raise ValueError(f"{str(path)!r} lacks arrays {missing}; an image .npz needs x_train, y_train, x_test, y_test")
+        classes = [str(c) for c in z["classes"]] if "classes" in z.files else None
+        return from_arrays(z["x_train"], z["y_train"], z["x_test"], z["y_test"], name=name, classes=classes,
+                           mean=mean, std=std, train_per_class=train_per_class, seed=seed,
+                           extra={"file": str(path)})
+
+
+def _digits(train_per_class: int | None, seed: int) -> ImageData:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_digits()
+    x = (bunch.images / 16.0).astype(np.float32)  # 0..16 integer intensities -> [0, 1]
+    y = bunch.target.astype(np.int64)
+    xtr, xte, ytr, yte = train_test_split(x, y, test_size=0.2, stratify=y, random_state=0)
+    return from_arrays(xtr, ytr, xte, yte, name="digits", classes=[str(i) for i in range(10)],
+                       train_per_class=train_per_class, seed=seed)
+
