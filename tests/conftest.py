@@ -1,0 +1,27 @@
+"""Shared test setup: quiet progress bars, a private cache folder, and the real data root when present."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("CONDENSE_QUIET", "1")
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Writable copies and downloads go to a per-session temp folder, never the user's cache."""
+    cache = tmp_path_factory.getbasetemp() / "condense-cache"
+    monkeypatch.setenv("CONDENSE_CACHE", str(cache))
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    """The real datasets (``$CONDENSE_DATA``, else ``../shared/data``); tests needing them skip if absent."""
+    root = Path(os.environ.get("CONDENSE_DATA") or SHARED_DATA)
+    if not root.is_dir():
+        pytest.skip(f"real data not found at {root}")
+    return root
