@@ -1,8 +1,10 @@
 """A restricted unpickler for the few public datasets that ship as pickles (CIFAR-10/100 python batches).
 
 ``pickle.load`` can run arbitrary code: a pickle names any importable callable and the unpickler calls it.
-:func:`restricted_load` refuses every global except the three NumPy names needed to rebuild a plain numeric
-array (``numpy.core.multiarray._reconstruct``, ``numpy.ndarray``, ``numpy.dtype``); everything else a
+:func:`restricted_load` refuses every global except the NumPy names needed to rebuild a plain numeric
+array (``numpy.core.multiarray._reconstruct``, ``numpy.core.numeric._frombuffer``, ``numpy.ndarray``,
+``numpy.dtype``) and ``_codecs.encode``
+(how protocol-2 pickles spell a bytes object); everything else a
 dataset batch holds is built from plain opcodes (dicts, lists, tuples, bytes, strings, numbers).
 Object-dtype arrays are refused too, since they exist to carry arbitrary Python objects.
 
@@ -19,8 +21,12 @@ import numpy as np
 _ALLOWED = {
     ("numpy.core.multiarray", "_reconstruct"),
     ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.numeric", "_frombuffer"),  # protocol 5 arrays
+    ("numpy._core.numeric", "_frombuffer"),
     ("numpy", "ndarray"),
     ("numpy", "dtype"),
+    # protocol-2 pickles written by Python 3 spell bytes as _codecs.encode(text, "latin1")
+    ("_codecs", "encode"),
 }
 
 

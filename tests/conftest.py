@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("CONDENSE_QUIET", "1")
+os.environ.setdefault("DGLBACKEND", "pytorch")
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

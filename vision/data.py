@@ -249,16 +249,17 @@ def from_arrays(
     classes = [str(c) for c in classes]
     if len(classes) < num_classes:
         raise ValueError(f"classes lists {len(classes)} names but labels go up to {num_classes - 1}")
+    ptr, pte = _pixels01(xtr, "x_train"), _pixels01(xte, "x_test")
+    if mean is None or std is None:
+        # statistics of the whole training split, so a subsample does not change the input space
+        mean = tuple(float(m) for m in ptr.mean(axis=(0, 2, 3), dtype=np.float64))
+        std = tuple(float(s) for s in ptr.std(axis=(0, 2, 3), dtype=np.float64))
     subsample = None
     if train_per_class is not None:
         idx = stratified_subsample(ytr, train_per_class, seed)
-        xtr, ytr = xtr[idx], ytr[idx]
+        xtr, ytr, ptr = xtr[idx], ytr[idx], ptr[idx]
         subsample = {"train_per_class": train_per_class, "seed": seed}
     fingerprint = _fingerprint(xtr, ytr, xte, yte)
-    ptr, pte = _pixels01(xtr, "x_train"), _pixels01(xte, "x_test")
-    if mean is None or std is None:
-        mean = tuple(float(m) for m in ptr.mean(axis=(0, 2, 3), dtype=np.float64))
-        std = tuple(float(s) for s in ptr.std(axis=(0, 2, 3), dtype=np.float64))
     mean, std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
     if len(mean) != ptr.shape[1] or len(std) != ptr.shape[1]:
         raise ValueError(f"mean/std need {ptr.shape[1]} channel values, got {len(mean)}/{len(std)}")
