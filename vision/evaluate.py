@@ -74,6 +74,7 @@ class EvalConfig:
     dsa_strategy: str | None = None  # None: by dataset (no flip for digit datasets)
     align_corners: bool = False
     test_batch: int = 500
+    channels_last: bool = True  # memory layout only: faster convolutions (mkldnn on CPU, tensor cores on GPU)
     baseline_sets: tuple[str, ...] = BASELINES
     full_epochs: int = 30  # epoch cap for the whole-training-set baseline
     full_batch: int = 256
@@ -101,14 +102,19 @@ def run_seed(seed: int, run: int) -> int:
 
 
 # -- training one network ----------------------------------------------------------------------------
+def _layout(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
+
+
 @torch.no_grad()
-def accuracy(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500) -> float:
+def accuracy(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500,
+             channels_last: bool = False) -> float:
     """Top-1 accuracy (a fraction) of ``net`` in eval mode on (x, y)."""
     was_training = net.training
     net.eval()
     correct = torch.zeros((), dtype=torch.long, device=y.device)
     for start in range(0, x.shape[0], batch):
-        logits = net(x[start:start + batch])
+        logits = net(_layout(x[start:start + batch], channels_last))
         correct += (logits.argmax(1) == y[start:start + batch]).sum()
     net.train(was_training)
     return float(correct) / max(int(y.shape[0]), 1)
@@ -122,6 +128,8 @@ def train_net(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: EvalC
         return torch.optim.SGD(net.parameters(), lr=rate, momentum=momentum, weight_decay=cfg.weight_decay)
 
     net.train()
+    if cfg.channels_last:
+        net.to(memory_format=torch.channels_last)
     opt = optimiser(lr, cfg.momentum)
     decay_epoch = epochs // 2 + 1
     n = x.shape[0]
@@ -133,7 +141,7 @@ def train_net(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: EvalC
             xb = x[idx]
             if dsa is not None:
                 xb = dsa(xb, generator)
-            loss = F.cross_entropy(net(xb), y[idx])
+            loss = F.cross_entropy(net(_layout(xb, cfg.channels_last)), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -161,7 +169,7 @@ def evaluate_set(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_test:
             name = net.name
             train_net(net, x, y, cfg, lr=lr, epochs=cfg.epochs if epochs is None else epochs,
                       batch=cfg.batch if batch is None else batch, generator=g, dsa=dsa)
-            accs.append(accuracy(net, x_test, y_test, cfg.test_batch))
+            accs.append(accuracy(net, x_test, y_test, cfg.test_batch, cfg.channels_last))
     return {
         "accuracy": {"mean": float(np.mean(accs)), "std": float(np.std(accs)), "runs": accs},
         "samples": int(x.shape[0]),

@@ -79,7 +79,7 @@ def test_reports_final_epoch_accuracy_of_independently_seeded_runs(digits):
     g = torch.Generator().manual_seed(ev.run_seed(7, 1))
     net = build_net("convnet-d3", 1, 10, 8, generator=g)
     train_net(net, x, y, cfg, lr=0.01, epochs=3, batch=16, generator=g, dsa=None)
-    assert res["accuracy"]["runs"][1] == ev.accuracy(net, digits.x_test, digits.y_test)
+    assert res["accuracy"]["runs"][1] == ev.accuracy(net, digits.x_test, digits.y_test, channels_last=cfg.channels_last)
     assert res["accuracy"]["mean"] == pytest.approx(np.mean(res["accuracy"]["runs"]))
     assert res["accuracy"]["std"] == pytest.approx(np.std(res["accuracy"]["runs"], ddof=0))
 
