@@ -97,6 +97,11 @@ def test_evaluate_artifact_with_baselines(digits):
     assert res["compression"]["distilled_samples"] == 20
     assert res["compression"]["samples"] == pytest.approx(digits.x_train.shape[0] / 20)
     assert "distilled" in res["_text"] and "±" in res["_text"]
+    only = evaluate_artifact(art, runs=1, device="cpu", baselines=True, epochs=0, baseline_sets="random",
+                             distilled=False)
+    assert set(only["results"]) == {"random"}
+    with pytest.raises(ValueError, match="nothing to evaluate"):
+        evaluate_artifact(art, runs=1, device="cpu", distilled=False)
 
 
 def test_learned_lr_is_used_for_the_set_not_the_baselines(digits):
