@@ -7,7 +7,8 @@ Synthetic images S (IPC per class, fixed hard labels, class-major) are learned b
 iteration draws a **fresh randomly initialised, frozen ConvNet** φ (BatchNorm, train mode) from the seeded
 generator, a real batch R_c of n_r = min(batch_real, n_c) distinct images per class, and **one Siamese DSA
 draw per class** shared by R_c and S_c. All classes go through φ in one batched forward for the real images
-(no gradient) and one for the synthetic images (with gradient), so BatchNorm sees the all-class batches.
+(no gradient) and one for the synthetic images (with gradient), so BatchNorm sees the all-class batches (the
+real forward is never chunked: chunks would change the BN statistics).
 
 With f^l(x) the post-ReLU, pre-pooling output of block l and e(x) the embedding (the classifier input):
 
