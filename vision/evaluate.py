@@ -290,13 +290,14 @@ def evaluate_artifact(
         results["distilled"]["ipc"] = ipc
     if baselines:
         base_lr = cfg.lr if cfg.lr is not None else cfg.default_lr
-        pick = torch.Generator(device=dev).manual_seed(int(seed))
         for name in cfg.baseline_sets:
             if name == "full":
                 results["full"] = evaluate_set(data.x_train, data.y_train, x_test, y_test, lr=base_lr,
                                                epochs=cfg.full_epochs, batch=cfg.full_batch,
                                                runs=cfg.full_runs or cfg.runs, **common)
                 continue
+            # each selection has its own generator, so a baseline does not depend on which others are run
+            pick = torch.Generator(device=dev).manual_seed(int(seed))
             idx = select(name, data.x_train, data.y_train, ipc, num_classes=k, generator=pick)
             results[name] = evaluate_set(data.x_train[idx], data.y_train[idx], x_test, y_test, lr=base_lr, **common)
             results[name]["ipc"] = ipc

@@ -100,6 +100,10 @@ def test_evaluate_artifact_with_baselines(digits):
     only = evaluate_artifact(art, runs=1, device="cpu", baselines=True, epochs=0, baseline_sets="random",
                              distilled=False)
     assert set(only["results"]) == {"random"}
+    # a baseline's selection does not depend on the others: random alone equals random after nothing else
+    assert only["results"]["random"]["accuracy"]["runs"] == evaluate_artifact(
+        art, runs=1, device="cpu", baselines=True, epochs=0, baseline_sets="kmeans,random",
+        distilled=False)["results"]["random"]["accuracy"]["runs"]
     with pytest.raises(ValueError, match="nothing to evaluate"):
         evaluate_artifact(art, runs=1, device="cpu", distilled=False)
 
