@@ -1,0 +1,340 @@
+"""Evaluating synthetic image sets: train fresh networks on a set, test them on the real test split.
+
+The protocol of the references (evaluation.md §4), for one set (S, hard labels):
+
+1. build a freshly initialised network (any name :func:`vision.nets.build_net` knows);
+2. train it for E+1 epochs (epoch counters 0..E) with minibatch SGD (shuffled), cross-entropy and per-sample
+   DSA on every batch; lr = the set's learned lr (``syn_lr``, MTT/AST) or 0.01, momentum 0.9, weight decay
+   5e-4; after epoch E//2+1 the lr is multiplied by the decay (0.1) and the optimiser is rebuilt, which resets
+   its momentum exactly as the references do (the AST profile also switches momentum to 0.8);
+3. test on the full real test split in the set's input space (ZCA-whitened with the *artifact's* transform
+   when it carries one); the number is the **final-epoch** test accuracy — never a maximum over epochs;
+4. repeat for ``runs`` independent networks and report mean ± population std (ddof = 0).
+
+Profiles are data (:data:`PROFILES`): ``dsa``, ``mtt``, ``datadam``, ``datadam-paper`` (StepLR ×0.5 every 15
+epochs, the schedule DataDAM's paper describes) and ``ast``; an artifact's method picks its profile, and
+every field can be overridden. With ``baselines=True`` the same protocol also trains on coresets of the
+real training split at the artifact's IPC (random, herding, k-means; :mod:`vision.coreset`) and on the whole
+training split (with an epoch cap, ``full_epochs``), so a number always comes with its context.
+
+Run r of every set uses the same seed (derived from ``seed`` and r): the distilled set and its baselines are
+compared on identical network initialisations.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, replace
+from typing import Any, Literal, Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from condense.artifacts import ImageSet, load
+from condense.config import apply_overrides, preset, require, to_dict
+from condense.runtime import Meter, resolve_device
+from vision.augment import DSA, DSAConfig, strategy_for
+from vision.coreset import select
+from vision.nets import build_net
+from vision.zca import ZCA, whiten
+
+#: evaluation profiles of the references (evaluation.md §4); fields of :class:`EvalConfig`
+PROFILES: dict[str, dict[str, Any]] = {
+    "dsa": {"model": "convnet", "runs": 20, "epochs": 1000, "batch": 256},
+    "mtt": {"model": "convnet", "runs": 5, "epochs": 1000, "batch": 256, "align_corners": True},
+    "datadam": {"model": "convnet-bn", "runs": 10, "epochs": 1800, "batch": 64},
+    "datadam-paper": {"model": "convnet-bn", "runs": 10, "epochs": 1800, "batch": 64, "schedule": "step",
+                      "decay": 0.5, "step_size": 15},
+    "ast": {"model": "convnet", "runs": 5, "epochs": 1000, "batch": 256, "weight_decay": 1e-3, "decay": 0.5,
+            "momentum_after_decay": 0.8, "align_corners": True},
+}
+#: the profile an artifact's method is evaluated with (an artifact may name another in extra.eval_profile)
+METHOD_PROFILES: dict[str, str] = {"datadam": "datadam", "mtt": "mtt", "ast": "ast"}
+BASELINES = ("random", "herding", "kmeans", "full")
+
+
+@dataclass
+class EvalConfig:
+    """How networks are trained on a set and tested; defaults are the ``dsa`` profile."""
+
+    model: str = "convnet"
+    runs: int = 20
+    epochs: int = 1000  # E: epochs 0..E are run
+    batch: int = 256
+    lr: float | None = None  # None: the set's learned lr (syn_lr) if it has one, else default_lr
+    default_lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: Literal["half", "step"] = "half"  # half: one decay after epoch E//2+1; step: every step_size epochs
+    decay: float = 0.1
+    step_size: int = 15
+    momentum_after_decay: float | None = None  # AST: 0.8 after the decay
+    dsa: bool = True
+    dsa_strategy: str | None = None  # None: by dataset (no flip for digit datasets)
+    align_corners: bool = False
+    test_batch: int = 500
+    channels_last: bool = True  # memory layout only: faster convolutions (mkldnn on CPU, tensor cores on GPU)
+    baseline_sets: tuple[str, ...] = BASELINES
+    distilled: bool = True  # train on the artifact's images (false: baselines only, e.g. to split long CPU runs)
+    full_epochs: int = 30  # epoch cap for the whole-training-set baseline
+    full_batch: int = 256
+    full_runs: int | None = None  # None: as many as ``runs``
+    dataset: str | None = None  # None: the artifact's source dataset (name or .npz file)
+    check_fingerprint: bool = True
+
+    def __post_init__(self) -> None:
+        for key in ("runs", "epochs", "batch", "test_batch", "full_batch", "step_size"):
+            value = getattr(self, key)
+            require(isinstance(value, int) and value >= (0 if key == "epochs" else 1), key,
+                    f"must be a {'non-negative' if key == 'epochs' else 'positive'} integer, got {value!r}")
+        require(self.full_epochs >= 0, "full_epochs", f"must be >= 0, got {self.full_epochs!r}")
+        require(self.full_runs is None or self.full_runs >= 1, "full_runs", f"must be >= 1, got {self.full_runs!r}")
+        require(self.lr is None or self.lr > 0, "lr", f"must be positive, got {self.lr!r}")
+        require(self.default_lr > 0, "default_lr", f"must be positive, got {self.default_lr!r}")
+        require(0 < self.decay <= 1, "decay", f"must be in (0, 1], got {self.decay!r}")
+        unknown = [b for b in self.baseline_sets if b not in BASELINES]
+        require(not unknown, "baseline_sets", f"unknown baseline(s) {unknown}; known: {list(BASELINES)}")
+
+
+def run_seed(seed: int, run: int) -> int:
+    """The seed of training run ``run`` (the same for every set, so sets share network initialisations)."""
+    return int(np.random.SeedSequence([int(seed), int(run)]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+# -- training one network ----------------------------------------------------------------------------
+def _layout(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
+
+
+@torch.no_grad()
+def accuracy(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500,
+             channels_last: bool = False) -> float:
+    """Top-1 accuracy (a fraction) of ``net`` in eval mode on (x, y)."""
+    was_training = net.training
+    net.eval()
+    correct = torch.zeros((), dtype=torch.long, device=y.device)
+    for start in range(0, x.shape[0], batch):
+        logits = net(_layout(x[start:start + batch], channels_last))
+        correct += (logits.argmax(1) == y[start:start + batch]).sum()
+    net.train(was_training)
+    return float(correct) / max(int(y.shape[0]), 1)
+
+
+def train_net(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: EvalConfig, *, lr: float,
+              epochs: int, batch: int, generator: torch.Generator, dsa: DSA | None) -> torch.Tensor:
+    """Train ``net`` on (x, y) by the protocol of the module docstring; returns the last batch loss."""
+
+    def optimiser(rate: float, momentum: float) -> torch.optim.SGD:
+        return torch.optim.SGD(net.parameters(), lr=rate, momentum=momentum, weight_decay=cfg.weight_decay)
+
+    net.train()
+    if cfg.channels_last:
+        net.to(memory_format=torch.channels_last)
+    opt = optimiser(lr, cfg.momentum)
+    decay_epoch = epochs // 2 + 1
+    n = x.shape[0]
+    loss = torch.zeros((), device=x.device)
+    for ep in range(epochs + 1):
+        order = torch.randperm(n, generator=generator, device=generator.device).to(x.device)
+        for start in range(0, n, batch):
+            idx = order[start:start + batch]
+            xb = x[idx]
+            if dsa is not None:
+                xb = dsa(xb, generator)
+            loss = F.cross_entropy(net(_layout(xb, cfg.channels_last)), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        if cfg.schedule == "half" and ep == decay_epoch:
+            momentum = cfg.momentum if cfg.momentum_after_decay is None else cfg.momentum_after_decay
+            opt = optimiser(lr * cfg.decay, momentum)  # rebuilt: the references reset momentum here
+        elif cfg.schedule == "step":
+            for group in opt.param_groups:
+                group["lr"] = lr * cfg.decay ** ((ep + 1) // cfg.step_size)
+    return loss.detach()
+
+
+def evaluate_set(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor, *,
+                 cfg: EvalConfig, lr: float, num_classes: int, strategy: str, seed: int = 0,
+                 runs: int | None = None, epochs: int | None = None, batch: int | None = None) -> dict[str, Any]:
+    """Train ``runs`` fresh networks on (x, y) and test each: accuracies, mean and population std."""
+    dev = x.device
+    dsa = DSA(DSAConfig(strategy=strategy, align_corners=cfg.align_corners)) if cfg.dsa else None
+    accs = []
+    name = cfg.model
+    with Meter(dev) as meter:
+        for r in range(cfg.runs if runs is None else runs):
+            g = torch.Generator(device=dev).manual_seed(run_seed(seed, r))
+            net = build_net(cfg.model, x.shape[1], num_classes, tuple(x.shape[2:]), device=dev, generator=g)
+            name = net.name
+            train_net(net, x, y, cfg, lr=lr, epochs=cfg.epochs if epochs is None else epochs,
+                      batch=cfg.batch if batch is None else batch, generator=g, dsa=dsa)
+            accs.append(accuracy(net, x_test, y_test, cfg.test_batch, cfg.channels_last))
+    return {
+        "accuracy": {"mean": float(np.mean(accs)), "std": float(np.std(accs)), "runs": accs},
+        "samples": int(x.shape[0]),
+        "lr": float(lr),
+        "epochs": cfg.epochs if epochs is None else epochs,
+        "model": name,
+        "timing": meter.result.as_dict(),
+    }
+
+
+# -- artifacts ---------------------------------------------------------------------------------------
+def _real_data(artifact: ImageSet, cfg: EvalConfig, data_root, device: torch.device):
+    """The real data of the artifact's source, in the artifact's input space."""
+    from vision.data import load_images
+
+    src = artifact.meta.get("source") or {}
+    name = cfg.dataset or src.get("file") or src.get("name")
+    if not name:
+        raise ValueError("the artifact records no source dataset; pass dataset=NAME (--set dataset=NAME)")
+    sub = src.get("subsample") or {}
+    data = load_images(name, data_root=data_root, train_per_class=sub.get("train_per_class"), seed=sub.get("seed", 0))
+    if cfg.check_fingerprint and src.get("fingerprint") and cfg.dataset is None and data.fingerprint != src["fingerprint"]:
+        raise ValueError(f"the dataset {name!r} found under the data root (fingerprint {data.fingerprint}) is not the one "
+                         f"the artifact was distilled from ({src['fingerprint']}); set check_fingerprint=false to "
+                         "evaluate anyway")
+    images = artifact.images
+    if tuple(images.shape[1:]) != tuple(data.x_train.shape[1:]):
+        raise ValueError(f"artifact images are {list(images.shape[1:])} but dataset {name!r} has "
+                         f"{list(data.x_train.shape[1:])}")
+    if int(artifact.labels.max()) >= data.num_classes or int(artifact.labels.min()) < 0:
+        raise ValueError(f"artifact labels span [{int(artifact.labels.min())}, {int(artifact.labels.max())}] but "
+                         f"dataset {name!r} has {data.num_classes} classes")
+    shape = tuple(images.shape[1:])
+    zca = ZCA.from_tensors(artifact.tensors, shape)
+    space = ((artifact.meta.get("extra") or {}).get("preprocessing") or {}).get("space")
+    if space == "zca" and zca is None:
+        raise ValueError("the artifact's images are ZCA-whitened but it carries no ZCA transform (zca_mean, "
+                         "zca_matrix, zca_inverse); the test images cannot be put in the same space, so it "
+                         "cannot be evaluated")
+    if zca is not None:
+        data, _ = whiten(data, zca)
+    elif "mean" in artifact and "std" in artifact:
+        mean, std = artifact["mean"].tolist(), artifact["std"].tolist()
+        if not (np.allclose(mean, data.mean) and np.allclose(std, data.std)):
+            # the set was normalised with other constants (e.g. MTT's CIFAR-10 statistics for CIFAR-100)
+            data = replace(data, x_train=_renormalise(data, data.x_train, mean, std),
+                           x_test=_renormalise(data, data.x_test, mean, std), mean=tuple(mean), std=tuple(std))
+    return replace(data, x_train=data.x_train.to(device), y_train=data.y_train.to(device),
+                   x_test=data.x_test.to(device), y_test=data.y_test.to(device))
+
+
+def _renormalise(data, x: torch.Tensor, mean, std) -> torch.Tensor:
+    m = torch.tensor(mean, dtype=x.dtype).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype).view(1, -1, 1, 1)
+    return (data.to_pixels(x) - m) / s
+
+
+def _ipc(artifact: ImageSet, num_classes: int) -> int:
+    ipc = (artifact.meta.get("budget") or {}).get("ipc")
+    if isinstance(ipc, int) and ipc > 0:
+        return ipc
+    counts = torch.bincount(artifact.labels, minlength=num_classes)
+    if int(counts.min()) != int(counts.max()):
+        raise ValueError(f"the artifact has unequal images per class ({counts.tolist()}); baselines need one IPC")
+    return int(counts[0])
+
+
+def evaluate_artifact(
+    artifact: ImageSet | str | os.PathLike,
+    *,
+    model: str | None = None,
+    runs: int | None = None,
+    data_root: str | os.PathLike | None = None,
+    device: str = "auto",
+    seed: int = 0,
+    baselines: bool = False,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """Evaluate an :class:`ImageSet` (or its file) by its method's profile; see the module docstring.
+
+    ``overrides`` are :class:`EvalConfig` fields (typed or strings) plus ``profile`` (a :data:`PROFILES` name).
+    Returns the result dictionary of ``condense.registry.EVALUATORS`` (accuracies as fractions).
+    """
+    if not isinstance(artifact, ImageSet):
+        artifact = load(artifact) if isinstance(artifact, (str, os.PathLike)) else artifact
+        if not isinstance(artifact, ImageSet):
+            raise TypeError(f"evaluate_artifact needs an ImageSet, got {type(artifact).__name__}")
+    overrides = dict(overrides)
+    method = artifact.meta.get("method")
+    extra = artifact.meta.get("extra") or {}
+    profile = overrides.pop("profile", None) or extra.get("eval_profile") or METHOD_PROFILES.get(method, "dsa")
+    cfg = apply_overrides(EvalConfig(), preset(PROFILES, profile, what="evaluation profile"))
+    if model is not None:
+        overrides["model"] = model
+    if runs is not None:
+        overrides["runs"] = runs
+    cfg = apply_overrides(cfg, overrides)
+    dev = resolve_device(device)
+    data = _real_data(artifact, cfg, data_root, dev)
+    src_name = (artifact.meta.get("source") or {}).get("name") or data.name
+    strategy = cfg.dsa_strategy or strategy_for(src_name)
+    k = data.num_classes
+    learned = artifact.learned_lr
+    lr = cfg.lr if cfg.lr is not None else (learned if learned is not None else cfg.default_lr)
+    if not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"the evaluation learning rate must be positive and finite, got {lr!r} "
+                         "(the artifact's learned syn_lr?); set lr=... to override")
+    common = dict(cfg=cfg, num_classes=k, strategy=strategy, seed=seed)
+    if not cfg.distilled and not baselines:
+        raise ValueError("distilled=false and no baselines: there is nothing to evaluate")
+    x_test, y_test = data.x_test, data.y_test
+    ipc = _ipc(artifact, k)
+    results: dict[str, dict[str, Any]] = {}
+    if cfg.distilled:
+        results["distilled"] = evaluate_set(artifact.images.to(dev), artifact.labels.to(dev), x_test, y_test,
+                                            lr=lr, **common)
+        results["distilled"]["ipc"] = ipc
+    if baselines:
+        base_lr = cfg.lr if cfg.lr is not None else cfg.default_lr
+        for name in cfg.baseline_sets:
+            if name == "full":
+                results["full"] = evaluate_set(data.x_train, data.y_train, x_test, y_test, lr=base_lr,
+                                               epochs=cfg.full_epochs, batch=cfg.full_batch,
+                                               runs=cfg.full_runs or cfg.runs, **common)
+                continue
+            # each selection has its own generator, so a baseline does not depend on which others are run
+            pick = torch.Generator(device=dev).manual_seed(int(seed))
+            idx = select(name, data.x_train, data.y_train, ipc, num_classes=k, generator=pick)
+            results[name] = evaluate_set(data.x_train[idx], data.y_train[idx], x_test, y_test, lr=base_lr, **common)
+            results[name]["ipc"] = ipc
+    n_syn = int(artifact.images.shape[0])
+    n_full = int(data.x_train.shape[0])
+    syn_bytes = artifact.images.numel() * artifact.images.element_size() + artifact.labels.numel() * 8
+    full_bytes = data.x_train.numel() * data.x_train.element_size() + n_full * 8
+    result = {
+        "kind": artifact.kind,
+        "method": method,
+        "dataset": src_name,
+        "model": next(iter(results.values()))["model"],
+        "profile": profile,
+        "ipc": ipc,
+        "device": str(dev),
+        "results": results,
+        "compression": {"samples": n_full / n_syn, "bytes": full_bytes / syn_bytes, "distilled_samples": n_syn,
+                        "full_samples": n_full, "distilled_bytes": syn_bytes, "full_bytes": full_bytes},
+        "timing": {name: r["timing"] for name, r in results.items()},
+        "config": to_dict(cfg),
+    }
+    result["_text"] = _table(result, cfg)
+    return result
+
+
+def _table(result: Mapping[str, Any], cfg: EvalConfig) -> str:
+    lines = [
+        f"{result['method']} on {result['dataset']} (IPC {result['ipc']}): {result['model']}, profile "
+        f"{result['profile']}, {cfg.epochs + 1} epochs, {cfg.runs} run(s), device {result['device']}",
+        f"  {'set':<10} {'images':>7} {'lr':>8} {'epochs':>7}  {'test accuracy (%)':<18} {'wall s':>8} {'peak MB':>8}",
+    ]
+    for name, r in result["results"].items():
+        acc = r["accuracy"]
+        t = r["timing"]
+        lines.append(f"  {name:<10} {r['samples']:>7} {r['lr']:>8.4g} {r['epochs'] + 1:>7}  "
+                     f"{100 * acc['mean']:6.2f} ± {100 * acc['std']:<9.2f} {t['wall_s']:>8.1f} {t['peak_rss_mb']:>8.0f}")
+    c = result["compression"]
+    lines.append(f"  compression: {c['samples']:.0f}x fewer images ({c['distilled_samples']} vs {c['full_samples']}), "
+                 f"{c['bytes']:.0f}x fewer bytes")
+    return "\n".join(lines)
