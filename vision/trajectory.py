@@ -699,7 +699,7 @@ class TrajectoryMatching:
                     opt_img.step()
                     opt_lr.step()
                     if bool(syn_lr.detach() <= 0):
-                        warned_lr = self._nonpositive_lr(float(syn_lr), it, warned_lr)
+                        warned_lr = self._nonpositive_lr(float(syn_lr.detach()), it, warned_lr)
                     last_good = loss
                     ckpt.report(loss, lr=syn_lr.detach())
             except NonFiniteLossError as exc:
@@ -763,9 +763,9 @@ class TrajectoryMatching:
     def _nonpositive_lr(self, value: float, it: int, warned: bool) -> bool:
         cfg = self.config
         message = (f"the learned step size syn_lr became {value:.3g} (<= 0) at iteration {it}: the inner loop now "
-                   f"ascends. Lower lr_lr (now {cfg.lr_lr:g}) or syn_lr_init, or set on_nonpositive_lr=warn to go on")
+                   f"ascends. Lower lr_lr (now {cfg.lr_lr:g}) or syn_lr_init")
         if cfg.on_nonpositive_lr == "raise":
-            raise ValueError(message)
+            raise ValueError(message + ", or set on_nonpositive_lr=warn to go on")
         if not warned:
             log.warning(message)
         return True
