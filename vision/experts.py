@@ -368,10 +368,13 @@ class ExpertBuffer:
             log.warning("expert buffer %s: %d of %d experts present; using those", folder, len(indices),
                         manifest["experts"])
         buf = cls(folder, manifest, indices)
-        if preload:
-            for i in indices:
-                buf._cache[i] = buf.trajectory(i)
-        return buf
+        return buf.preload() if preload else buf
+
+    def preload(self) -> "ExpertBuffer":
+        """Read (and verify) every trajectory once and keep it in host memory."""
+        for i in self.indices:
+            self._cache[i] = self.trajectory(i)
+        return self
 
     # -- properties ---------------------------------------------------------------------------------
     @property
