@@ -5,8 +5,8 @@ training with test-at-best-validation, ROC-AUC and accuracy, and mean ± std rep
   test = the first ⌈n/10⌉, validation = the next ⌈n/10⌉, train = the rest (not stratified; the
   DosCond/GC-Bench/Mirage-NCI1 convention). ``kfold``: stratified k-fold (Errica et al., ICLR 2020) with a
   stratified 10 % validation hold-out inside the training folds.
-* **Training.** Adam on cross-entropy; every epoch the validation and test sets are scored, and a run reports
-  test accuracy / ROC-AUC at the epoch with the best validation metric (ROC-AUC for binary tasks, accuracy for
+* **Training.** Adam on cross-entropy; every epoch the validation set is scored, and a run reports test
+  accuracy / ROC-AUC at the epoch with the best validation metric (ROC-AUC for binary tasks, accuracy for
   multi-class, by default; ties go to the later epoch). Nothing is ever selected by test metrics.
 * **Sampling** of the training graphs per epoch: ``each_once`` (a shuffled pass), ``support`` (|D| draws with
   replacement, P(I) = supp(I)/Σ supp) or ``support_per_class`` (P ∝ supp within a class, classes equally likely).
@@ -131,17 +131,28 @@ def roc_auc(scores: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
 
 def epoch_metrics(probs: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
     """Accuracy and ROC-AUC per epoch from softmax outputs ``probs`` [E, n, K]: binary AUC of P(class 1), or
-    macro one-vs-rest AUC over the classes that occur with both labels (multi-class)."""
+    macro one-vs-rest AUC over the classes that occur with both labels (NaN with fewer than two such classes).
+    Runs on the outputs' device without host syncs."""
     E, n, K = probs.shape
-    acc = (probs.argmax(-1) == y).double().mean(1) if n else torch.full((E,), float("nan"), dtype=torch.float64)
+    acc = (probs.argmax(-1) == y).double().mean(1)
     if K == 2:
-        auc = roc_auc(probs[..., 1], y == 1)
-    else:
-        onehot = torch.nn.functional.one_hot(y, K).bool().t()  # [K, n]
-        per_class = roc_auc(probs.permute(0, 2, 1).reshape(E * K, n), onehot.repeat(E, 1)).reshape(E, K)
-        defined = ~torch.isnan(per_class[0]) if E else torch.zeros(K, dtype=torch.bool)
-        auc = per_class[:, defined].mean(1) if bool(defined.sum() >= 2) else torch.full((E,), float("nan"), dtype=torch.float64)
+        return {"accuracy": acc, "roc_auc": roc_auc(probs[..., 1], y == 1)}
+    onehot = torch.nn.functional.one_hot(y, K).bool().t()  # [K, n]
+    per_class = roc_auc(probs.permute(0, 2, 1).reshape(E * K, n), onehot.repeat(E, 1)).reshape(E, K)
+    defined = (~torch.isnan(per_class)).sum(1)
+    auc = torch.where(defined >= 2, torch.nanmean(per_class, 1), torch.full_like(per_class[:, 0], float("nan")))
     return {"accuracy": acc, "roc_auc": auc}
+
+
+def selection_metric(cfg: "TrainConfig", num_classes: int, val_labels: torch.Tensor) -> str:
+    """The validation metric that picks the epoch: ``cfg.selection``, where ``auto`` is ROC-AUC for binary tasks
+    and accuracy otherwise; accuracy (with a warning) when the validation split cannot define an AUC."""
+    selection = cfg.selection if cfg.selection != "auto" else ("roc_auc" if num_classes == 2 else "accuracy")
+    if selection == "roc_auc" and int(torch.unique(val_labels).numel()) < 2:
+        warnings.warn("validation ROC-AUC is undefined (the validation split lacks a class); selecting by accuracy",
+                      stacklevel=3)
+        selection = "accuracy"
+    return selection
 
 
 # -- training --------------------------------------------------------------------------------------------
@@ -177,8 +188,9 @@ def train_run(
 ) -> RunResult:
     """Train one freshly initialised model on ``train`` and report test metrics at the best-validation epoch.
 
-    Validation and test outputs of every epoch stay on the device and are scored after training (no host
-    syncs inside the loop).
+    The validation set is scored after every epoch on the device; the weights of the best epoch so far (ties go to
+    the later epoch, as in the reference) are kept on the device without host syncs, and the test set is scored
+    once with them, which equals scoring it every epoch and reading the best-validation epoch.
     """
     device = train.x.device
     seed_everything(seed)
@@ -186,8 +198,12 @@ def train_run(
     edge_dim = None if train.edge_attr is None or train.edge_attr.shape[-1] == 0 else train.edge_attr.shape[-1]
     model = GraphClassifier(train.x.shape[1], num_classes, cfg, edge_dim=edge_dim).to(device=device, dtype=train.x.dtype)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    val_probs = torch.empty(cfg.epochs, val.num_graphs, num_classes, device=device)
-    test_probs = torch.empty(cfg.epochs, test.num_graphs, num_classes, device=device)
+    selection = selection_metric(cfg, num_classes, val.y)
+    state = model.state_dict()
+    best_state = {k: v.detach().clone() for k, v in state.items()}
+    best_score = torch.tensor(-math.inf, dtype=torch.float64, device=device)
+    best_epoch = torch.tensor(-1, device=device)
+    best_val = {"accuracy": best_score.clone(), "roc_auc": best_score.clone()}
     support = train.weight if sampling != "each_once" else None
     t0 = time.perf_counter()
     for epoch in range(cfg.epochs):
@@ -201,26 +217,28 @@ def train_run(
             opt.step()
         model.eval()
         with torch.no_grad():
-            val_probs[epoch] = _predict(model, val)
-            test_probs[epoch] = _predict(model, test)
+            v = epoch_metrics(_predict(model, val).unsqueeze(0), val.y)
+            score = torch.nan_to_num(v[selection][0], nan=-math.inf)
+            better = score >= best_score
+            best_score = torch.where(better, score, best_score)
+            best_epoch = torch.where(better, torch.tensor(epoch, device=device), best_epoch)
+            for key in best_val:
+                best_val[key] = torch.where(better, v[key][0], best_val[key])
+            for key, value in state.items():
+                best_state[key].copy_(torch.where(better, value, best_state[key]))
         if bar is not None:
             bar.update(loss=loss)
     seconds = time.perf_counter() - t0
-    v, t = epoch_metrics(val_probs.cpu(), val.y.cpu()), epoch_metrics(test_probs.cpu(), test.y.cpu())
-    selection = cfg.selection if cfg.selection != "auto" else ("roc_auc" if num_classes == 2 else "accuracy")
-    if bool(torch.isnan(v[selection]).all()):
-        if selection == "roc_auc":
-            warnings.warn("validation ROC-AUC is undefined (the validation split lacks a class); selecting by accuracy",
-                          stacklevel=2)
-        selection = "accuracy"
-    score = torch.nan_to_num(v[selection], nan=-math.inf)
-    best = cfg.epochs - 1 - int(score.flip(0).argmax())  # ties go to the later epoch, as in the reference
-    if bool(torch.isnan(t["roc_auc"][best])):
+    model.load_state_dict(best_state)
+    model.eval()
+    with torch.no_grad():
+        t = epoch_metrics(_predict(model, test).unsqueeze(0), test.y)
+    if bool(torch.isnan(t["roc_auc"][0])):
         warnings.warn("test ROC-AUC is undefined (the test split lacks a class); reported as NaN", stacklevel=2)
     return RunResult(
-        seed=seed, best_epoch=best, val=float(v[selection][best]), selection=selection,
-        test_accuracy=float(t["accuracy"][best]), test_roc_auc=float(t["roc_auc"][best]),
-        val_accuracy=float(v["accuracy"][best]), val_roc_auc=float(v["roc_auc"][best]),
+        seed=seed, best_epoch=int(best_epoch), val=float(best_val[selection]), selection=selection,
+        test_accuracy=float(t["accuracy"][0]), test_roc_auc=float(t["roc_auc"][0]),
+        val_accuracy=float(best_val["accuracy"]), val_roc_auc=float(best_val["roc_auc"]),
         seconds=seconds, model=model if keep_model else None,
     )
 

@@ -294,3 +294,16 @@ def test_itemset_order_is_deterministic():
     sets = [(cls[i], tuple(a["itemset_tree"][ptr[i]:ptr[i + 1]].tolist())) for i in range(len(cls))]
     assert len(set(sets)) == len(sets) and all(list(s) == sorted(s) for _, s in sets)
     assert not any(itertools.starmap(lambda x, y: x == y, zip(sets, sets[1:])))
+
+
+def test_reported_test_metrics_are_those_of_the_best_validation_epoch():
+    graphs = toy_graphs()
+    art = Mirage(MirageConfig(depth=1, support=3)).fit(graphs)
+    view, real = training_graphs(art), real_graphs(PackedGraphs.from_graphs(graphs), art)
+    cfg = EvalConfig(layers=1, hidden=8, epochs=8, batch_size=4, runs=1, lr=0.01)
+    long = train_run(view, real, real, cfg, num_classes=3, seed=0)
+    # training is deterministic, so stopping right after the chosen epoch must choose it again (ties go later)
+    short = train_run(view, real, real, EvalConfig(layers=1, hidden=8, epochs=long.best_epoch + 1, batch_size=4,
+                                                   runs=1, lr=0.01), num_classes=3, seed=0)
+    assert short.best_epoch == long.best_epoch
+    assert (short.test_accuracy, short.test_roc_auc, short.val) == (long.test_accuracy, long.test_roc_auc, long.val)
