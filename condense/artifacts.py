@@ -336,6 +336,26 @@ class TreeSet(Artifact):
         "itemset_support",
     )
 
+    def validate(self) -> None:
+        t = self.tensors
+        for name in self.required_tensors:
+            if t[name].dim() != 1 or t[name].dtype != torch.int64:
+                raise ArtifactError(f"TreeSet {name} must be a 1-D int64 tensor, got {t[name].dtype} {list(t[name].shape)}")
+        tree_ptr, itemset_ptr = t["tree_ptr"], t["itemset_ptr"]
+        n, T, I = t["node_code"].numel(), tree_ptr.numel() - 1, itemset_ptr.numel() - 1
+        if T < 0 or int(tree_ptr[0]) != 0 or int(tree_ptr[-1]) != n or bool((tree_ptr.diff() < 1).any()):
+            raise ArtifactError(f"TreeSet tree_ptr must start at 0, grow by >= 1 per tree and end at len(node_code)={n}")
+        if t["parent"].numel() != n or t["edge_code"].numel() != n - T:
+            raise ArtifactError(f"TreeSet needs parent[{n}] and edge_code[{n - T}] for {n} nodes in {T} trees")
+        if I < 0 or int(itemset_ptr[0]) != 0 or int(itemset_ptr[-1]) != t["itemset_tree"].numel() \
+                or bool((itemset_ptr.diff() < 0).any()):
+            raise ArtifactError("TreeSet itemset_ptr must start at 0, not decrease and end at len(itemset_tree)")
+        if t["itemset_class"].numel() != I or t["itemset_support"].numel() != I:
+            raise ArtifactError(f"TreeSet needs itemset_class[{I}] and itemset_support[{I}]")
+        items = t["itemset_tree"]
+        if items.numel() and (int(items.min()) < 0 or int(items.max()) >= T):
+            raise ArtifactError(f"TreeSet itemset_tree must index the {T} stored trees")
+
 
 class Student(Artifact):
     """A distilled MLP student: weights under ``model.<param>`` plus its config and feature normalisation."""
