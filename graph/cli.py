@@ -86,13 +86,13 @@ def cmd_speed(args: argparse.Namespace) -> None:
     overrides = dict(_overrides(args))
     if (args.nodes is None) != (args.edges is None):
         raise CliError("--nodes and --edges go together (a random graph needs both)")
-    if args.nodes is not None:
-        dataset = g2m.synthetic_graph(args.nodes, args.edges, args.features, args.classes, seed=args.seed)
+    label = None
+    if args.nodes is not None:  # built inline so no reference outlives the conversion inside speed()
         label = f"random graph ({args.nodes:,} nodes, {args.edges:,} undirected edges)"
-    else:
-        dataset, label = args.dataset, None
-    result = g2m.speed(dataset, teacher=args.teacher, preset=args.preset, data_root=args.data_root,
-                       device=args.device, repeats=args.repeats, seed=args.seed, **overrides)
+    result = g2m.speed(args.dataset if label is None else
+                       g2m.synthetic_graph(args.nodes, args.edges, args.features, args.classes, seed=args.seed),
+                       teacher=args.teacher, preset=args.preset, data_root=args.data_root, device=args.device,
+                       repeats=args.repeats, seed=args.seed, **overrides)
     if label:
         result["dataset"] = label
     emit(args, result, g2m.speed_table(result))

@@ -44,6 +44,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Mapping, NamedTuple, Sequence
 
@@ -479,6 +480,7 @@ class TeacherOutcome:
     test_acc: float
     test_ind_acc: float | None
     best_epoch: int | None
+    epochs_run: int
     train_time_s: float
     params: int
     arch: str
@@ -505,7 +507,7 @@ def teach(problem: NodeProblem, cfg: G2MConfig, teacher: Any = None, *, device: 
         y_obs = p.y_obs
         test_ind = float(accuracy(z[p.test_ind], p.y[p.test_ind])) if p.setting == "inductive" else None
         return TeacherOutcome(z_obs, float(accuracy(z_obs[p.val], y_obs[p.val])),
-                              float(accuracy(z_obs[p.test], y_obs[p.test])), test_ind, None, 0.0, 0, "logits")
+                              float(accuracy(z_obs[p.test], y_obs[p.test])), test_ind, None, 0, 0.0, 0, "logits")
     tcfg = cfg.teacher_config()
     if teacher is None:
         model, arch = build_teacher(tcfg, p.x.shape[1], p.num_classes), cfg.teacher
@@ -520,6 +522,7 @@ def teach(problem: NodeProblem, cfg: G2MConfig, teacher: Any = None, *, device: 
         res = train_teacher(model, x_obs, y_obs, edges, p.train, p.val, p.test, tcfg, device=device,
                             run_dir=run_dir, identity=identity, desc=f"teacher {arch}")
         z, val, test, best, elapsed = res.logits, res.val_acc, res.test_acc, res.best_epoch, res.train_time_s
+        epochs = res.epochs_run
     else:
         model.eval()
         with torch.no_grad():
@@ -528,7 +531,7 @@ def teach(problem: NodeProblem, cfg: G2MConfig, teacher: Any = None, *, device: 
             raise ValueError(f"the teacher module returned logits of shape {list(z.shape)}, expected "
                              f"[{x_obs.shape[0]}, {p.num_classes}]")
         val, test = float(accuracy(z[p.val], y_obs[p.val])), float(accuracy(z[p.test], y_obs[p.test]))
-        best, elapsed = None, 0.0
+        best, elapsed, epochs = None, 0.0, 0
     test_ind = None
     if p.setting == "inductive":
         model.eval()
@@ -536,7 +539,7 @@ def teach(problem: NodeProblem, cfg: G2MConfig, teacher: Any = None, *, device: 
             full_logits = model(p.x, p.full.edges_plus)
         test_ind = float(accuracy(full_logits[p.test_ind], p.y[p.test_ind]))
     params = sum(t.numel() for t in model.parameters())
-    return TeacherOutcome(z, val, test, test_ind, best, elapsed, params, arch, model)
+    return TeacherOutcome(z, val, test, test_ind, best, epochs, elapsed, params, arch, model)
 
 
 # -- student stage -----------------------------------------------------------------------------------
@@ -715,7 +718,8 @@ def student_artifact(problem: NodeProblem, t: TeacherOutcome, s: StudentOutcome,
             "split": {"kind": p.split_kind, "train": int(p.split.train.numel()), "val": int(p.split.val.numel()),
                       "test": int(p.split.test.numel()), "test_ind": int(p.test_ind.numel())},
             "teacher": {"arch": t.arch, "val_acc": t.val_acc, "test_acc": t.test_acc, "test_ind_acc": t.test_ind_acc,
-                        "best_epoch": t.best_epoch, "train_time_s": t.train_time_s, "params": t.params},
+                        "best_epoch": t.best_epoch, "epochs_run": t.epochs_run, "train_time_s": t.train_time_s,
+                        "params": t.params},
             "student": {"mode": s.mode, "val_acc": s.val_acc, "test_acc": s.test_acc, "test_ind_acc": s.test_ind_acc,
                         "best_epoch": s.best_epoch, "epochs_run": s.epochs_run, "train_time_s": s.train_time_s,
                         "params": params, "num_layers": s.model.num_layers, "hidden": s.model.hidden},
@@ -738,18 +742,10 @@ def run(dataset: Any = "cora", *, data_root=None, device: str = "auto", seed: in
     or a ``dgl.DGLGraph``) with the ``ffg2m-<dataset>-<teacher>`` preset, then ``teacher``/``mode``/overrides.
     ``out`` holds the teacher's and the student's checkpoints (a rerun resumes)."""
     cfg = resolve_config(dataset, teacher=teacher, mode=mode, preset=preset, overrides=overrides)
-    with quiet_mode(quiet) if quiet is not None else _null():
+    with quiet_mode(quiet) if quiet is not None else nullcontext():
         graph, name = _load_input(dataset, data_root)
         return FFG2M(cfg, device=device).fit(graph, seed=seed, run_dir=out, name=name,
                                             train_per_class=train_per_class)
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 # -- comparison over seeds ---------------------------------------------------------------------------
@@ -770,11 +766,11 @@ class Comparison:
         s = self.summary
         head = f"{s['dataset']} / {s['teacher']} teacher / {s['setting']} / seeds {s['seeds']}"
         metric = "test_ind accuracy (%)" if s["setting"] == "inductive" else "test accuracy (%)"
-        lines = [head, f"  {'model':<10} {metric:>22}   {'train time (s)':>16}"]
+        lines = [head, f"  {'model':<10} {metric:>22}   {'train time (s)':>16}   {'epochs':>7}"]
         for key, r in s["results"].items():
             acc, tt = r["accuracy"], r["train_time_s"]
             lines.append(f"  {key:<10} {100 * acc['mean']:>14.2f} ± {100 * acc['std']:<5.2f}   "
-                         f"{tt['mean']:>9.1f} ± {tt['std']:<5.1f}")
+                         f"{tt['mean']:>9.1f} ± {tt['std']:<5.1f}   {r['epochs']['mean']:>7.0f}")
         return "\n".join(lines)
 
 
@@ -798,10 +794,10 @@ def compare(dataset: Any = "cora", *, teacher: str | None = None, modes: Sequenc
     keep_mode = keep_mode or (cfg.mode if cfg.mode in modes else None)
     dev = resolve_device(device)
     seeds = [seed + i for i in range(runs)]
-    results: dict[str, dict[str, list[float]]] = {k: {"acc": [], "val": [], "time": [], "tran": []}
+    results: dict[str, dict[str, list[float]]] = {k: {"acc": [], "val": [], "time": [], "tran": [], "epochs": []}
                                                  for k in ("teacher", *modes)}
     kept = None
-    with quiet_mode(quiet) if quiet is not None else _null():
+    with quiet_mode(quiet) if quiet is not None else nullcontext():
         graph, name = _load_input(dataset, data_root)
         for s in seeds:
             seed_everything(s)
@@ -810,6 +806,7 @@ def compare(dataset: Any = "cora", *, teacher: str | None = None, modes: Sequenc
             results["teacher"]["acc"].append(t.test_ind_acc if t.test_ind_acc is not None else t.test_acc)
             results["teacher"]["tran"].append(t.test_acc)
             results["teacher"]["val"].append(t.val_acc)
+            results["teacher"]["epochs"].append(t.epochs_run)
             results["teacher"]["time"].append(t.train_time_s)
             for m in modes:
                 seed_everything(s)
@@ -817,6 +814,7 @@ def compare(dataset: Any = "cora", *, teacher: str | None = None, modes: Sequenc
                 results[m]["acc"].append(o.headline())
                 results[m]["tran"].append(o.test_acc)
                 results[m]["val"].append(o.val_acc)
+                results[m]["epochs"].append(o.epochs_run)
                 results[m]["time"].append(o.train_time_s)
                 if kept is None and m == keep_mode:
                     kept = student_artifact(problem, t, o, replace(cfg, mode=m), seed=s, device=dev,
@@ -824,7 +822,8 @@ def compare(dataset: Any = "cora", *, teacher: str | None = None, modes: Sequenc
     summary: dict[str, Any] = {"dataset": name, "teacher": cfg.teacher, "setting": cfg.setting, "seeds": seeds,
                                "config": to_dict(cfg), "results": {}}
     for key, r in results.items():
-        entry = {"accuracy": _stats(r["acc"]), "val_accuracy": _stats(r["val"]), "train_time_s": _stats(r["time"])}
+        entry = {"accuracy": _stats(r["acc"]), "val_accuracy": _stats(r["val"]), "train_time_s": _stats(r["time"]),
+                 "epochs": _stats(r["epochs"])}
         if cfg.setting == "inductive":
             rate = cfg.inductive_rate
             entry["test_tran"] = _stats(r["tran"])
@@ -916,7 +915,7 @@ def speed(dataset: Any = "cora", *, teacher: str | None = None, preset: str | No
     data = as_pyg(graph)
     x, _, k = _validate_node_data(data.x, data.y, getattr(data, "num_classes", None))
     prepared = prepare_graph(data.edge_index, x.shape[0], symmetrise=cfg.symmetrise)
-    del data, graph
+    del data, graph, dataset  # keep only x and the prepared edges alive while timing
     seed_everything(seed)
     tcfg = cfg.teacher_config()
     result = inference_benchmark(student_for(tcfg, x.shape[1], k, cfg.mlp_dropout),
