@@ -358,9 +358,76 @@ class TreeSet(Artifact):
 
 
 class Student(Artifact):
-    """A distilled MLP student: weights under ``model.<param>`` plus its config and feature normalisation."""
+    """A distilled MLP student: weights under ``model.<param>`` plus its config and feature normalisation.
+
+    The MLP is ``model.layers.<i>.weight`` [out, in] and ``model.layers.<i>.bias`` [out] for i = 0..L-1:
+    :math:`h_{i+1} = \\mathrm{ReLU}(h_i W_i^\\top + b_i)` for i < L-1 and logits :math:`h_{L-1} W_{L-1}^\\top +
+    b_{L-1}` (dropout is a training-time operation and does not appear). ``meta["extra"]["feature_norm"]`` says
+    how raw features are normalised first: ``"none"`` or ``"row"`` (each row divided by its sum; zero rows stay 0).
+    """
 
     kind = "Student"
+    _FEATURE_NORMS = ("none", "row")
+
+    def validate(self) -> None:
+        layers = self._layer_tensors()
+        for i, (w, b) in enumerate(layers):
+            if w.dim() != 2 or not w.is_floating_point() or b.shape != (w.shape[0],):
+                raise ArtifactError(f"Student layer {i}: weight must be float [out, in] and bias [out], got "
+                                    f"{list(w.shape)} and {list(b.shape)}")
+            if i and w.shape[1] != layers[i - 1][0].shape[0]:
+                raise ArtifactError(f"Student layer {i} takes {w.shape[1]} inputs but layer {i - 1} gives "
+                                    f"{layers[i - 1][0].shape[0]}")
+        norm = self.feature_norm
+        if norm not in self._FEATURE_NORMS:
+            raise ArtifactError(f"Student feature_norm must be one of {self._FEATURE_NORMS}, got {norm!r}")
+
+    def _layer_tensors(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        count = sum(1 for k in self.tensors if k.startswith("model.layers.") and k.endswith(".weight"))
+        if count == 0:
+            raise ArtifactError(f"a Student needs MLP tensors model.layers.<i>.weight/bias; it has {sorted(self.tensors)}")
+        try:
+            return [(self.tensors[f"model.layers.{i}.weight"], self.tensors[f"model.layers.{i}.bias"])
+                    for i in range(count)]
+        except KeyError as exc:
+            raise ArtifactError(f"Student MLP layers must be numbered 0..{count - 1} with a weight and a bias "
+                                f"each; missing {exc.args[0]}") from None
+
+    @property
+    def feature_norm(self) -> str:
+        return (self.meta.get("extra") or {}).get("feature_norm", "none")
+
+    @property
+    def in_features(self) -> int:
+        return int(self._layer_tensors()[0][0].shape[1])
+
+    @property
+    def num_classes(self) -> int:
+        return int(self._layer_tensors()[-1][0].shape[0])
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits [N, K] for raw node features ``x`` [N, F] (normalised as stored); no graph is needed."""
+        if not isinstance(x, torch.Tensor) or x.dim() != 2:
+            raise TypeError(f"x must be a [N, F] tensor of node features, got "
+                            f"{type(x).__name__ if not isinstance(x, torch.Tensor) else list(x.shape)}")
+        layers = self._layer_tensors()
+        if x.shape[1] != layers[0][0].shape[1]:
+            raise ValueError(f"x has {x.shape[1]} features per node; this student expects {layers[0][0].shape[1]}")
+        dtype = layers[0][0].dtype
+        h = x.to(dtype)
+        if self.feature_norm == "row":
+            s = h.sum(dim=1, keepdim=True)
+            h = torch.where(s > 0, h / s.clamp_min(torch.finfo(dtype).tiny), h)
+        with torch.no_grad():
+            for i, (w, b) in enumerate(layers):
+                h = torch.addmm(b.to(h.device), h, w.to(h.device).t())
+                if i < len(layers) - 1:
+                    h = torch.relu(h)
+        return h
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Predicted class ids [N] for raw node features ``x`` [N, F] (argmax of :meth:`logits`)."""
+        return self.logits(x).argmax(dim=1)
 
 
 _KINDS: dict[str, type[Artifact]] = {c.kind: c for c in (ImageSet, TreeSet, Student)}

@@ -1,0 +1,60 @@
+"""The ``condense g2m`` and ``condense g2m-speed`` verbs (on the built-in karate graph and a small random graph)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from condense.artifacts import Student
+from condense.cli import main
+
+FAST = ["--dataset", "karate", "--set", "split_train_per_class=4", "--set", "split_val=10", "--set", "split_test=10",
+        "--set", "num_layers=2", "--set", "hidden=8", "--set", "max_epochs=8", "--quiet"]
+
+
+def test_g2m_trains_and_saves_the_student(tmp_path, capsys):
+    assert main(["g2m", *FAST, "--teacher", "sage", "--mode", "glnn", "--out", str(tmp_path), "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    art = Student.load(tmp_path / "ffg2m.safetensors")
+    assert payload["summary"]["teacher"] == "sage" and payload["summary"]["mode"] == "glnn"
+    assert art.meta["config"]["teacher"] == "sage" and art.meta["seed"] == 2022  # FF-G2M's seed base
+
+
+def test_g2m_compare_prints_one_json_object(tmp_path, capsys):
+    assert main(["g2m", *FAST, "--compare", "--runs", "2", "--out", str(tmp_path), "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert list(payload["results"]) == ["teacher", "mlp", "glnn", "ffg2m"]
+    assert payload["seeds"] == [2022, 2023]
+    assert json.loads((tmp_path / "compare.json").read_text())["results"].keys() == payload["results"].keys()
+    assert (tmp_path / "ffg2m.safetensors").is_file()
+
+
+def test_g2m_compare_human_table(tmp_path, capsys):
+    assert main(["g2m", *FAST, "--compare", "--runs", "1", "--setting", "inductive", "--out", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "test_ind accuracy" in text and "ffg2m" in text and "±" in text
+
+
+def test_g2m_bad_input_is_a_one_line_error(tmp_path, capsys):
+    assert main(["g2m", *FAST, "--mode", "kd", "--out", str(tmp_path)]) == 2
+    assert "mode" in capsys.readouterr().err
+
+
+def test_g2m_speed_random_graph(capsys):
+    assert main(["g2m-speed", "--nodes", "500", "--edges", "2000", "--features", "16", "--set", "hidden=32",
+                 "--set", "num_layers=2", "--repeats", "1", "--device", "cpu", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["num_nodes"] == 500 and 500 < r["num_edges"] <= 2 * 2000 + 500  # E+ = both directions + self-loops
+    assert r["student"]["nodes_per_s"] > 0 and r["teacher"]["nodes_per_s"] > 0 and r["speedup"] > 0
+
+
+def test_g2m_speed_needs_nodes_and_edges_together(capsys):
+    assert main(["g2m-speed", "--nodes", "500"]) == 2
+    assert "--nodes and --edges" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("verb", ["g2m", "g2m-speed"])
+def test_help(verb, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([verb, "--help"])
+    assert exc.value.code == 0 and "--teacher" in capsys.readouterr().out
