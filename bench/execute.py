@@ -97,9 +97,10 @@ def _device_name(device: str) -> str:
 
 
 def _git_commit() -> str | None:
+    """The source tree's commit (``-dirty`` when it has uncommitted changes), or None outside a git checkout."""
     try:
-        out = subprocess.run(["git", "-C", str(source_root()), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=10)
+        out = subprocess.run(["git", "-C", str(source_root()), "describe", "--always", "--dirty", "--abbrev=40"],
+                             capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
     return (out.stdout.strip() or None) if out.returncode == 0 else None
@@ -214,6 +215,7 @@ def _distill(cell: Cell, config: dict, *, device: str, data_root: str | None, ru
     if sidecar.is_file() and artifact_path.is_file():
         measured = json.loads(sidecar.read_text())
         return load(artifact_path), {**measured, "reused": True}
+    registry.get(cell.method).resolve()  # import the method's modules outside the measurement
     with Meter(device) as meter:
         artifact = registry.distill(cell.method, dataset=cell.dataset, data_root=data_root, device=device,
                                     seed=cell.seed, train_per_class=cell.train_per_class, out=str(run_dir),
@@ -262,6 +264,7 @@ def execute(cell: Cell, *, device: str, data_root: str | None, work_dir: str | o
         record["resolved_config"] = artifact.meta.get("config")
         record["artifact_budget"] = artifact.meta.get("budget")
         record["artifact_bytes"] = artifact.nbytes
+        record["artifact_summary"] = artifact.meta.get("extra", {}).get("summary")
         stage = "evaluate"
         evaluate = registry.evaluator(artifact.kind)
         with Meter(device) as meter:

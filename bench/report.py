@@ -15,6 +15,7 @@ synthetic image grids of image-set runs.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections import defaultdict
@@ -50,6 +51,7 @@ class Row:
     metrics: dict[str, dict[str, dict]] = field(default_factory=dict)  # entry -> metric -> {mean, std, n}
     ratio: dict[str, float] = field(default_factory=dict)
     distill_s: float | None = None
+    prepare_s: float | None = None
     peak_rss_mb: float | None = None
     peak_cuda_mb: float | None = None
     device: str = ""
@@ -74,7 +76,7 @@ class Row:
     def as_dict(self) -> dict:
         return {"kind": self.kind, "label": self.label, "dataset": self.dataset, "budget": self.budget,
                 "variant": self.variant, "model": self.model, "suite": self.suite, "seeds": self.seeds,
-                "metrics": self.metrics, "ratio": self.ratio, "distill_s": self.distill_s,
+                "metrics": self.metrics, "ratio": self.ratio, "distill_s": self.distill_s, "prepare_s": self.prepare_s,
                 "peak_rss_mb": self.peak_rss_mb, "peak_cuda_mb": self.peak_cuda_mb, "device": self.device}
 
 
@@ -125,6 +127,8 @@ def aggregate(records: Iterable[Mapping[str, Any]]) -> list[Row]:
                 row.ratio[axis] = value
         fresh = {r["distill_key"]: r["distill"] for r in recs if r.get("distill")}
         row.distill_s = _mean([d.get("wall_s") for d in fresh.values()])
+        steps = {json.dumps(p.get("argv")): p.get("wall_s") for r in recs for p in (r.get("prepare") or {}).values()}
+        row.prepare_s = sum(v for v in steps.values() if v is not None) if steps else None
         rss = [d.get("peak_rss_mb") for d in fresh.values() if d.get("peak_rss_mb") is not None]
         cuda = [d.get("peak_cuda_mb") for d in fresh.values() if d.get("peak_cuda_mb") is not None]
         row.peak_rss_mb = max(rss) if rss else None
@@ -205,10 +209,12 @@ def _family_table(rows: Sequence[Row], metric: str, notes: _Notes) -> list[str]:
     show_model = any(r.model for r in rows)
     show_suite = len({r.suite for r in rows}) > 1
     show_cuda = any(r.peak_cuda_mb is not None for r in rows)
+    show_prepare = any(r.prepare_s is not None for r in rows)
     header = ["method", "dataset", "budget"] + (["variant"] if show_variant else []) + (
         ["model"] if show_model else []) + (["suite"] if show_suite else []) + ["seeds"]
     header += [f"{e} (this library)" if e == "distilled" else e for e in entries]
-    header += ["published", "Δ", "full (published)", "ratio (samples)", "ratio (bytes)", "distill s", "peak RSS MB"]
+    header += ["published", "Δ", "full (published)", "ratio (samples)", "ratio (bytes)"]
+    header += (["prepare s"] if show_prepare else []) + ["distill s", "peak RSS MB"]
     header += ["peak GPU MB"] if show_cuda else []
     body = []
     for row in rows:
@@ -234,8 +240,9 @@ def _family_table(rows: Sequence[Row], metric: str, notes: _Notes) -> list[str]:
             cells.append("–")
         else:
             cells.append(f"{full.text()} {notes.source(full.source)}" + (notes.caveat(proxy) if proxy else ""))
-        cells += [_ratio(row.ratio.get("samples")), _ratio(row.ratio.get("bytes")), _num(row.distill_s),
-                  _num(row.peak_rss_mb, 0)]
+        cells += [_ratio(row.ratio.get("samples")), _ratio(row.ratio.get("bytes"))]
+        cells += [_num(row.prepare_s)] if show_prepare else []
+        cells += [_num(row.distill_s), _num(row.peak_rss_mb, 0)]
         cells += [_num(row.peak_cuda_mb, 0)] if show_cuda else []
         body.append(cells)
     return _table(header, body) if body else []
@@ -311,7 +318,8 @@ def render(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *, pl
     lines = ["# condense bench report", "",
              f"{len(records)} cells from {', '.join(str(p) for p in paths)}: {n_ok} ok, {len(records) - n_ok} failed. "
              "Metrics are test percentages, mean ± population std over all evaluation runs of all seeds; "
-             "ratios are original / distilled; times are wall-clock seconds of the distillation alone."]
+             "ratios are original / distilled; 'distill s' is the wall time of the distillation alone, 'prepare s' that "
+             "of its preparation steps (e.g. an expert buffer), counted once per distinct step."]
     pngs: list[Path] = []
     kinds = [k for k in FAMILY_TITLES if any(r.kind == k for r in rows)]
     kinds += sorted({r.kind for r in rows} - set(kinds))

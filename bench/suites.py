@@ -20,7 +20,8 @@ from a JSON file with the same field names (``condense bench run my_suite.json``
 Field names of method configs used below are the ones the methods' CLI flags and specs define (``ipc``,
 ``iterations``, ``buffer``, ``ast``, ``syn_steps``, ``expert_epochs``, ``max_start_epoch``, ``depth``,
 ``support``, ``node_codes``, ``n_codes``, ``max_itemset_size``, ``teacher``, ``mode``, ``max_epochs``,
-``patience``) and, for evaluation, ``epochs``. A cell whose key a method does not know fails with the
+``patience``; ``expert_optimizer``, ``expert_loss_clipping``, ``expert_grad_penalty`` for ``condense buffer``)
+and, for evaluation, ``epochs``. A cell whose key a method does not know fails with the
 method's ``ConfigError`` and is recorded as a failed cell (the runner never drops a setting silently).
 """
 from __future__ import annotations
@@ -315,8 +316,8 @@ def parse_shard(text: str) -> tuple[int, int]:
 _VISION_DATASETS = ("mnist", "cifar10-subset")
 _IPCS = ({"ipc": 1}, {"ipc": 10}, {"ipc": 50})
 
-#: tiny settings for a CPU run of every landed method in a few minutes (expected per-cell budgets in the
-#: comments, measured on the 2-core development machine for comparable workloads)
+#: tiny settings for a CPU run of every landed method in a few minutes; the per-cell budgets in the comments are
+#: estimates for the 2-core development machine, worker start-up included
 _SMOKE_EVAL_IMAGES = {"epochs": 30}
 SMOKE = Suite("smoke", "every landed method at tiny settings on CPU (a few minutes in total)", (
     # ~1 min: 50 iterations on digits (8x8, 20 images per class), one evaluation net per trained set
@@ -342,8 +343,11 @@ SMOKE = Suite("smoke", "every landed method at tiny settings on CPU (a few minut
 #: nets: a one-GPU run of a few hours (or an overnight CPU run)
 _VISION_BUFFER = Prepare("buffer", ("buffer", "--dataset", "{dataset}", "--experts", "10", "--epochs", "20",
                                     "--device", "{device}", "--out", "{out}"))
-_AST_BUFFER = Prepare("buffer", ("buffer", "--dataset", "{dataset}", "--experts", "10", "--epochs", "20", "--ast",
-                                 "--device", "{device}", "--out", "{out}"))
+#: AST's smooth experts (spec §2: SGD momentum, loss clipping, gradient penalty), through the spec's field names
+_AST_EXPERTS = ("--set", "expert_optimizer=sgd_momentum", "--set", "expert_loss_clipping=true",
+                "--set", "expert_grad_penalty=true")
+_AST_BUFFER = Prepare("buffer", ("buffer", "--dataset", "{dataset}", "--experts", "10", "--epochs", "20",
+                                 *_AST_EXPERTS, "--device", "{device}", "--out", "{out}"))
 VISION = Suite("vision", "DataDAM and MTT/AST on MNIST and the CIFAR-10 subset at IPC 1/10/50 (reduced iterations)", (
     Grid("datadam", _VISION_DATASETS, budgets=_IPCS, config={"iterations": 2000}, runs=3,
          notes="published presets, 2000 of 20000 iterations"),
@@ -394,7 +398,7 @@ G2M = Suite("g2m", "FF-G2M on Cora (public split) with GCN, GraphSAGE and GAT te
 _PAPER_BUFFER = Prepare("buffer", ("buffer", "--dataset", "{dataset}", "--experts", "100", "--epochs", "50",
                                    "--device", "{device}", "--out", "{out}"))
 _PAPER_AST_BUFFER = Prepare("buffer", ("buffer", "--dataset", "{dataset}", "--experts", "100", "--epochs", "50",
-                                       "--ast", "--device", "{device}", "--out", "{out}"))
+                                       *_AST_EXPERTS, "--device", "{device}", "--out", "{out}"))
 PAPER = Suite("paper", "the published settings (full iterations, evaluation profiles and buffers): for a GPU", (
     Grid("datadam", ("cifar10", "cifar100", "mnist"), budgets=_IPCS, notes="published presets"),
     Grid("mtt", ("cifar10", "cifar100"), budgets=_IPCS, config={"buffer": "{prep:buffer}"},

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from bench import results
+from bench.report import render
 from bench.runner import run_suite
 from bench.suites import Grid, Prepare, Suite, expand
 from condense import registry
@@ -156,6 +157,9 @@ def test_preparation_runs_once_and_its_failure_is_recorded(fake, tmp_path):
     assert first["resolved_config"]["prepared"] == folder and os.path.isdir(folder)
     assert first["config"]["prepared"] == "{prep:p}"  # the key keeps the template, not the machine's path
     assert failed["error"]["stage"] == "prepare" and "no-such-verb" in failed["error"]["message"]
+    render([out], tmp_path / "report", plots_enabled=False)
+    table = (tmp_path / "report" / "report.md").read_text()
+    assert "| prepare s | distill s |" in table and "prepare" in table.split("## Failed cells")[1]
 
 
 def test_worker_processes_record_crashes_and_time_limits(fake, tiny, tmp_path, monkeypatch):
