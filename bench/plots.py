@@ -1,7 +1,8 @@
-"""Bench plots (matplotlib, Agg backend, PNG files): accuracy vs compression, distillation time, image grids.
+"""Bench plots (matplotlib, Agg backend, PNG files): accuracy vs compression and distillation time.
 
-Every function takes the aggregated :class:`bench.report.Row` objects (or an artifact), writes one PNG and returns
-its path; nothing here decides what to compare, only how it looks.
+Every function takes the aggregated :class:`bench.report.Row` objects, writes one PNG and returns its path;
+nothing here decides what to compare, only how it looks. (Grids of synthetic images come from the vision
+toolkit's own writer, ``vision.plots.save_grid``, which knows how its artifacts are preprocessed.)
 """
 from __future__ import annotations
 
@@ -9,8 +10,6 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
-#: images per class shown in a synthetic-set grid
-GRID_MAX_PER_CLASS = 10
 _DPI = 120
 
 
@@ -29,10 +28,11 @@ def slug(text: str) -> str:
 
 def accuracy_vs_compression(dataset: str, rows: Sequence[Any], metric: str, axis: str,
                             path: str | Path) -> Path:
-    """One line per method (``row.series``) of ``metric`` against the compression ratio ``axis``.
+    """One solid line per method (``row.series``) of ``metric`` against the compression ratio ``axis``.
 
-    Baselines trained at the same budgets are dashed lines of their own; training on the full data is a
-    dashed horizontal line. Error bars are the std over evaluation runs. The x axis is logarithmic.
+    Every other set the evaluator trained (random, herding, teacher, ...) is a dashed line at its own ratio
+    (:meth:`Row.ratio_of`); training on the full data is a dashed horizontal line. Error bars are the std
+    over evaluation runs. The x axis is logarithmic.
     """
     plt = _pyplot()
     from matplotlib.ticker import FuncFormatter, NullFormatter
@@ -42,12 +42,9 @@ def accuracy_vs_compression(dataset: str, rows: Sequence[Any], metric: str, axis
     baselines: dict[str, dict[float, tuple[float, float]]] = {}
     full: list[tuple[float, float]] = []
     for row in rows:
-        x = row.ratio.get(axis)
-        if not x:
-            continue
         for entry, stats in row.metrics.items():
-            value = stats.get(metric)
-            if value is None or value["mean"] is None:
+            value, x = stats.get(metric), row.ratio_of(entry, axis)
+            if value is None or value["mean"] is None or not x:
                 continue
             point = (100 * value["mean"], 100 * (value["std"] or 0.0))
             if entry == "distilled":
@@ -63,7 +60,7 @@ def accuracy_vs_compression(dataset: str, rows: Sequence[Any], metric: str, axis
     for name, points in sorted(baselines.items()):
         xs = sorted(points)
         ax.errorbar(xs, [points[x][0] for x in xs], yerr=[points[x][1] for x in xs], linestyle="--", marker=".",
-                    capsize=2, alpha=0.8, label=f"{name} (baseline)")
+                    capsize=2, alpha=0.8, label=name)
     if full:
         mean = sum(p[0] for p in full) / len(full)
         ax.axhline(mean, linestyle="--", color="black", linewidth=1, label="full data")
@@ -100,68 +97,8 @@ def distillation_time(rows: Sequence[Any], path: str | Path) -> Path:
     ax.set_xlabel(f"distillation wall time (s) on {', '.join(devices) or '-'}")
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colours.values()]
     if handles:
-        ax.legend(handles, list(colours), fontsize="small", loc="lower right")
+        ax.legend(handles, list(colours), fontsize="small", loc="best")
     ax.grid(True, axis="x", alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=_DPI)
-    plt.close(fig)
-    return path
-
-
-def to_pixels(artifact) -> "Any":
-    """An ``ImageSet``'s images in [0, 1] pixel space, as [N, C, H, W] float32 (for display).
-
-    Inverts the stored preprocessing in reverse order: the ZCA transform (``x·zca_inverse + zca_mean`` on
-    flattened images) when present, then the per-channel normalisation (``x·std + mean``). Values are then
-    clipped to [0, 1], which only affects the picture.
-    """
-    import torch
-
-    x = artifact["images"].to(torch.float64)
-    n = x.shape[0]
-    if "zca_inverse" in artifact:
-        inv = artifact["zca_inverse"].to(torch.float64)
-        mu = artifact["zca_mean"].to(torch.float64) if "zca_mean" in artifact else torch.zeros(inv.shape[0],
-                                                                                                dtype=torch.float64)
-        if inv.shape != (x[0].numel(), x[0].numel()):
-            raise ValueError(f"zca_inverse has shape {list(inv.shape)}, expected [{x[0].numel()}, {x[0].numel()}] "
-                             f"for images of shape {list(x.shape[1:])}")
-        x = (x.reshape(n, -1) @ inv + mu).reshape(x.shape)
-    if "mean" in artifact and "std" in artifact:
-        c = x.shape[1]
-        x = x * artifact["std"].to(torch.float64).view(1, c, 1, 1) + artifact["mean"].to(torch.float64).view(1, c, 1, 1)
-    return x.clamp(0.0, 1.0).to(torch.float32)
-
-
-def image_grid(artifact, title: str, path: str | Path, per_class: int = GRID_MAX_PER_CLASS) -> Path:
-    """A PNG mosaic of a synthetic image set: one row per class, up to ``per_class`` images per row."""
-    import torch
-
-    plt = _pyplot()
-    pixels = to_pixels(artifact)
-    labels = artifact["labels"]
-    classes = torch.unique(labels).tolist()
-    cols = max(1, min(per_class, max(int((labels == c).sum()) for c in classes)))
-    fig, axes = plt.subplots(len(classes), cols, figsize=(0.9 * cols + 0.6, 0.9 * len(classes) + 0.5),
-                             squeeze=False)
-    for r, c in enumerate(classes):
-        idx = torch.nonzero(labels == c).flatten()[:cols].tolist()
-        for j in range(cols):
-            ax = axes[r][j]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for side in ax.spines.values():
-                side.set_visible(False)
-            if j < len(idx):
-                img = pixels[idx[j]].permute(1, 2, 0).numpy()
-                if img.shape[2] == 1:
-                    ax.imshow(img[:, :, 0], cmap="gray", vmin=0.0, vmax=1.0)
-                else:
-                    ax.imshow(img)
-            if j == 0:
-                ax.set_ylabel(str(c), rotation=0, labelpad=10, fontsize="small")
-    fig.suptitle(title, fontsize="small")
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=_DPI)

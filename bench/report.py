@@ -31,6 +31,9 @@ FAMILY_TITLES = {
     "TreeSet": "Graph classification: computation-tree sets",
     "Student": "GNN-to-MLP students",
 }
+#: the compression ratio each family is plotted against (bytes where "samples" means little: an itemset is not
+#: a graph, a student has no training samples)
+PLOT_AXIS = {"ImageSet": "samples", "TreeSet": "bytes", "Student": "bytes"}
 _NO_BUDGET = "(no budget)"
 #: trained-set entries shown first and last; every other entry sits between them, alphabetically
 _FIRST, _LAST = ("distilled",), ("full",)
@@ -50,6 +53,8 @@ class Row:
     seeds: list[int] = field(default_factory=list)
     metrics: dict[str, dict[str, dict]] = field(default_factory=dict)  # entry -> metric -> {mean, std, n}
     ratio: dict[str, float] = field(default_factory=dict)
+    sizes: dict[str, dict[str, float]] = field(default_factory=dict)  # entry -> {"samples"/"bytes": its size}
+    full_sizes: dict[str, float] = field(default_factory=dict)  # {"samples"/"bytes": size of the full data}
     distill_s: float | None = None
     prepare_s: float | None = None
     peak_rss_mb: float | None = None
@@ -68,6 +73,14 @@ class Row:
     @property
     def series(self) -> str:
         return " ".join(p for p in (self.label, self.variant_text, self.model and f"[{self.model}]") if p)
+
+    def ratio_of(self, entry: str, axis: str) -> float | None:
+        """Compression of one trained set: full size / its own size where the evaluator gives both (baselines
+        may differ from the distilled set, e.g. Mirage's fixed-count baselines), else the distilled ratio."""
+        size, full = self.sizes.get(entry, {}).get(axis), self.full_sizes.get(axis)
+        if size and full:
+            return full / size
+        return self.ratio.get(axis)
 
     @property
     def name(self) -> str:
@@ -125,6 +138,13 @@ def aggregate(records: Iterable[Mapping[str, Any]]) -> list[Row]:
             value = _mean([(r.get("compression") or {}).get(axis) for r in recs])
             if value is not None:
                 row.ratio[axis] = value
+            full = _mean([(r.get("compression") or {}).get(f"full_{axis}") for r in recs])
+            if full is not None:
+                row.full_sizes[axis] = full
+            for entry in row.metrics:
+                size = _mean([((r.get("results") or {}).get(entry) or {}).get(axis) for r in recs])
+                if size is not None:
+                    row.sizes.setdefault(entry, {})[axis] = size
         fresh = {r["distill_key"]: r["distill"] for r in recs if r.get("distill")}
         row.distill_s = _mean([d.get("wall_s") for d in fresh.values()])
         steps = {json.dumps(p.get("argv")): p.get("wall_s") for r in recs for p in (r.get("prepare") or {}).values()}
@@ -297,6 +317,41 @@ def _environment(records: Sequence[Mapping[str, Any]]) -> list[str]:
         ["device", "condense", "torch", "commit", "isolation", "cells"], body)
 
 
+def _grid_writer():
+    """The vision toolkit's PNG grid writer (``vision.plots.save_grid``), or None where it is not installed."""
+    try:
+        from vision.plots import save_grid
+    except ImportError:
+        return None
+    return save_grid
+
+
+def _image_grids(rows: Sequence[Row], out_dir: Path, pngs: list[Path]) -> list[str]:
+    """A PNG grid of the synthetic images of each image-set configuration (its lowest seed)."""
+    from condense import load
+
+    image_rows = [r for r in rows if r.kind == "ImageSet"]
+    if not image_rows:
+        return []
+    save_grid = _grid_writer()
+    if save_grid is None:
+        return ["*Synthetic image grids need the vision toolkit (`vision.plots`), which is not installed here.*", ""]
+    lines = []
+    for row in image_rows:
+        first = min(row.records, key=lambda r: r["seed"])
+        path = _artifact_path(first)
+        if path is None:
+            lines += [f"*No grid for {row.name}: its artifact {first.get('artifact')!r} is not next to the results.*", ""]
+            continue
+        png = Path(save_grid(load(path), out_dir / f"grid-{plots.slug(row.name)}.png"))
+        pngs.append(png)
+        title = f"{row.name} (seed {first['seed']})"
+        lines += [f"![{title}]({png.name})", "",
+                  f"*Synthetic images of {title}, one row per class, in pixel space (the stored preprocessing "
+                  "undone).*", ""]
+    return lines
+
+
 # -- the report -------------------------------------------------------------------------------------------
 def _artifact_path(record: Mapping[str, Any]) -> Path | None:
     rel = record.get("artifact")
@@ -326,8 +381,7 @@ def render(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *, pl
     for kind in kinds:
         family = [r for r in rows if r.kind == kind]
         lines += ["", f"## {FAMILY_TITLES.get(kind, kind)}"]
-        metrics = sorted({m for r in family for m in r.metrics.get("distilled", {})},
-                         key=lambda m: (results.PREFERRED_METRICS.index(m) if m in results.PREFERRED_METRICS else 9, m))
+        metrics = [m for m in results.TEST_METRICS if any(m in r.metrics.get("distilled", {}) for r in family)]
         for metric in metrics:
             table = _family_table(family, metric, notes)
             if table:
@@ -339,7 +393,8 @@ def render(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *, pl
         lines += ["", "## Plots", ""]
         for dataset in sorted({r.dataset for r in rows}, key=str.lower):
             subset = [r for r in rows if r.dataset == dataset]
-            axis = "samples" if all(r.ratio.get("samples") for r in subset) else "bytes"
+            preferred = PLOT_AXIS.get(subset[0].kind, "samples")
+            axis = preferred if all(r.ratio.get(preferred) for r in subset) else "bytes"
             if not any(r.ratio.get(axis) for r in subset):
                 continue
             metric = results.metric_names(subset[0].metrics.get("distilled"))[0]
@@ -348,26 +403,14 @@ def render(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *, pl
             pngs.append(png)
             lines += [f"![{metric} vs compression on {dataset}]({png.name})", "",
                       f"*{dataset}: test {metric.replace('_', ' ')} against the compression ratio in {axis} "
-                      "(log scale), one solid line per method, dashed lines for the baselines trained at the same "
-                      "budgets, the dashed black line for training on the full data.*", ""]
+                      "(log scale): one solid line per method, a dashed line for every baseline the evaluator trained "
+                      "(at its own size), the dashed black line for training on the full data.*", ""]
         if any(r.distill_s is not None for r in rows):
             png = plots.distillation_time(rows, out_dir / "distill-time.png")
             pngs.append(png)
             lines += [f"![distillation time]({png.name})", "",
                       "*Distillation wall time per configuration (mean over seeds), coloured by method.*", ""]
-        for row in rows:
-            if row.kind != "ImageSet":
-                continue
-            path = _artifact_path(min(row.records, key=lambda r: r["seed"]))
-            if path is None:
-                continue
-            from condense import load
-
-            title = f"{row.name} (seed {min(row.seeds)})"
-            png = plots.image_grid(load(path), title, out_dir / f"grid-{plots.slug(row.name)}.png")
-            pngs.append(png)
-            lines += [f"![{title}]({png.name})", "", f"*Synthetic images of {title}, one row per class, "
-                      "de-normalised to pixels.*", ""]
+        lines += _image_grids(rows, out_dir, pngs)
     lines += _failed(records)
     lines += _environment(records)
     if notes.sources or notes.caveats:

@@ -47,14 +47,15 @@ def jsonable(obj: Any) -> Any:
     raise TypeError(f"cannot store a {type(obj).__name__} in a results file: {obj!r}")
 
 
-#: metric names in the order a one-line summary or a report prefers them
-PREFERRED_METRICS = ("accuracy", "roc_auc")
+#: the test metrics of the evaluator contract (condense/registry.py: fractions in [0, 1]), in display order;
+#: other per-entry statistics an evaluator adds (validation scores, training times) stay in the record only
+TEST_METRICS = ("accuracy", "roc_auc")
 
 
 def metric_names(entry: Mapping[str, Any] | None) -> list[str]:
-    """Metrics of one trained-set entry (``{"accuracy": {"mean": ...}, ...}``), preferred ones first."""
-    names = [k for k, v in (entry or {}).items() if isinstance(v, Mapping) and "mean" in v]
-    return sorted(names, key=lambda n: (PREFERRED_METRICS.index(n) if n in PREFERRED_METRICS else len(PREFERRED_METRICS), n))
+    """The test metrics present in one trained-set entry (``{"accuracy": {"mean": ...}, ...}``), in order."""
+    entry = entry or {}
+    return [m for m in TEST_METRICS if isinstance(entry.get(m), Mapping) and "mean" in entry[m]]
 
 
 def percent(metric: Mapping[str, Any] | None) -> str:

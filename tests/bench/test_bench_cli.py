@@ -42,7 +42,8 @@ def test_run_shards_merge_and_report(fake, suite_file, tmp_path, capsys):
     code, stdout, _ = run_cli(capsys, "bench", "report", *map(str, outs), "--out", str(tmp_path / "rep"), "--json")
     payload = json.loads(stdout)
     assert code == 0 and payload["ok"] == 2 and payload["failed"] == 2
-    assert (tmp_path / "rep" / "report.md").is_file() and len(payload["plots"]) >= 3
+    assert (tmp_path / "rep" / "report.md").is_file()
+    assert {p.split("/")[-1] for p in payload["plots"]} >= {"accuracy-vs-compression-toy.png", "distill-time.png"}
     code, stdout, _ = run_cli(capsys, "bench", "report", str(outs[0]), "--out", str(tmp_path / "rep2"))
     assert code == 0 and stdout.startswith("wrote ")
 

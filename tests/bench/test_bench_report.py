@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import math
+import sys
+import types
+from pathlib import Path
 
 import pytest
-import torch
 
-from bench import anchors, plots, results
+from bench import anchors, results
 from bench.report import aggregate, pool, render
 from bench.runner import run_suite
-from condense.artifacts import ImageSet
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -91,7 +92,7 @@ def test_report_tables_beside_published_numbers(tmp_path):
                                                                              "random": {"accuracy": 0.32},
                                                                              "full": {"accuracy": 0.70}}),
         record("c", "TreeSet", "mirage", "NCI1", {"depth": 2}, 0,
-               {"distilled": {"roc_auc": 0.7, "accuracy": 0.65}, "full": {"roc_auc": 0.8, "accuracy": 0.75}},
+               {"distilled": {"roc_auc": 0.7, "accuracy": 0.65, "val": 0.9}, "full": {"roc_auc": 0.8, "accuracy": 0.75}},
                model="gin"),
         record("d", "Student", "ffg2m", "cora", {}, 0,
                {"distilled": {"accuracy": 0.81}, "teacher": {"accuracy": 0.80}, "mlp": {"accuracy": 0.59}},
@@ -115,6 +116,7 @@ def test_report_tables_beside_published_numbers(tmp_path):
     assert "0,1" in cells and "500×" in cells and "12.5×" in cells
     assert "† the published number is for full CIFAR-10" in text
     assert "Test roc auc (%):" in text and "Test accuracy (%):" in text
+    assert "val" not in text.split("## Graph classification")[1].split("### Published")[0]  # not a test metric
     assert "| mirage | NCI1 | depth=2 | gin | 0 | 70.0±1.0 | 80.0±1.0 | not retrieved [" in text
     assert "teacher" in text and "| 59.0±1.0 |" in text
     assert "Published numbers for cifar10 (context for cifar10-subset)" in text
@@ -128,38 +130,27 @@ def test_report_tables_beside_published_numbers(tmp_path):
         assert open(png, "rb").read(8) == PNG_MAGIC and f"]({png.split('/')[-1]})" in text
 
 
-def test_report_from_a_real_run_draws_image_grids(fake, tiny, tmp_path):
+def test_report_from_a_real_run_draws_image_grids(fake, tiny, tmp_path, monkeypatch):
+    drawn = []
+
+    def save_grid(artifact, path):  # stands in for vision.plots.save_grid, which lands with the vision toolkit
+        drawn.append((artifact.meta["budget"]["ipc"], Path(path).name))
+        Path(path).write_bytes(PNG_MAGIC)
+        return Path(path)
+
+    monkeypatch.setitem(sys.modules, "vision.plots", types.SimpleNamespace(save_grid=save_grid))
     out = tmp_path / "runs" / "r.jsonl"
-    run_suite(tiny(ipcs=(1, 3), seeds=(0,)), out, device="cpu", isolation="inline")
+    run_suite(tiny(ipcs=(1, 3), seeds=(1, 0)), out, device="cpu", isolation="inline")
     summary = render([out], tmp_path / "report")
-    grids = sorted(p.split("/")[-1] for p in summary["plots"] if "/grid-" in p)
-    assert grids == ["grid-fakecond-toy-ipc-1.png", "grid-fakecond-toy-ipc-3.png"]
+    assert drawn == [(1, "grid-fakecond-toy-ipc-1.png"), (3, "grid-fakecond-toy-ipc-3.png")]
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "![fakecond toy ipc=3 (seed 0)](grid-fakecond-toy-ipc-3.png)" in text
+    assert {str(tmp_path / "report" / name) for _, name in drawn} <= set(summary["plots"])
     rows = aggregate(results.read(out))
-    assert [r.budget["ipc"] for r in rows] == [1, 3] and rows[0].model == "nearest-image"
+    assert [r.budget["ipc"] for r in rows] == [1, 3] and rows[0].model == "nearest-image" and rows[0].seeds == [0, 1]
     # the report only reads: rendering twice gives the same Markdown
-    first = (tmp_path / "report" / "report.md").read_text()
     render([out], tmp_path / "report")
-    assert (tmp_path / "report" / "report.md").read_text() == first
-
-
-def test_to_pixels_inverts_normalisation_and_zca():
-    g = torch.Generator().manual_seed(0)
-    n, c, h, w = 4, 3, 2, 2
-    pixels = 0.1 + 0.8 * torch.rand(n, c, h, w, generator=g, dtype=torch.float64)
-    mean, std = torch.tensor([0.5, 0.4, 0.3], dtype=torch.float64), torch.tensor([0.2, 0.25, 0.3], dtype=torch.float64)
-    normed = (pixels - mean.view(1, c, 1, 1)) / std.view(1, c, 1, 1)
-    q, _ = torch.linalg.qr(torch.randn(c * h * w, c * h * w, generator=g, dtype=torch.float64))
-    scale = torch.linspace(0.5, 2.0, c * h * w, dtype=torch.float64)
-    zca, inverse = q @ torch.diag(scale) @ q.T, q @ torch.diag(1 / scale) @ q.T
-    mu = torch.randn(c * h * w, generator=g, dtype=torch.float64)
-    whitened = ((normed.reshape(n, -1) - mu) @ zca).reshape(n, c, h, w)
-    art = ImageSet.create({"images": whitened.float(), "labels": torch.arange(n), "mean": mean.float(),
-                           "std": std.float(), "zca_mean": mu.float(), "zca_matrix": zca.float(),
-                           "zca_inverse": inverse.float()}, method="t")
-    assert torch.allclose(plots.to_pixels(art), pixels.float(), atol=1e-5)
-    plain = ImageSet.create({"images": torch.tensor([[[[-1.0, 3.0]]]]), "labels": torch.tensor([0])}, method="t")
-    assert plots.to_pixels(plain).tolist() == [[[[0.0, 1.0]]]]  # clipped for display only
-    bad = ImageSet.create({"images": whitened.float(), "labels": torch.arange(n), "zca_inverse": torch.eye(3)},
-                          method="t")
-    with pytest.raises(ValueError, match="zca_inverse"):
-        plots.to_pixels(bad)
+    assert (tmp_path / "report" / "report.md").read_text() == text
+    monkeypatch.setitem(sys.modules, "vision.plots", None)  # the vision toolkit not installed
+    render([out], tmp_path / "report")
+    assert "need the vision toolkit" in (tmp_path / "report" / "report.md").read_text()
