@@ -66,7 +66,8 @@ def cmd_list(args: argparse.Namespace) -> None:
                           "datasets": list(grid.datasets), "budgets": list(grid.budgets),
                           "variants": list(grid.variants), "seeds": list(grid.seeds), "models": list(grid.models),
                           "runs": grid.runs, "config": grid.config, "evaluation": grid.evaluation,
-                          "train_per_class": grid.train_per_class, "prepare": [p.name for p in grid.prepare],
+                          "train_per_class": grid.train_per_class,
+                          "prepare": [{"name": p.name, "argv": list(p.argv)} for p in grid.prepare],
                           "notes": grid.notes})
         entry = {"name": suite.name, "description": suite.description, "cells": len(cells), "grids": grids}
         lines.append(f"{suite.name}: {suite.description} ({len(cells)} cells)")
@@ -81,7 +82,7 @@ def cmd_list(args: argparse.Namespace) -> None:
                        f"runs {g['runs']}" if g["runs"] else "",
                        f"evaluation {format_kv(g['evaluation'])}" if g["evaluation"] else "",
                        f"train_per_class {g['train_per_class']}" if g["train_per_class"] else "",
-                       f"prepare {','.join(g['prepare'])}" if g["prepare"] else "", g["notes"]]
+                       *(f"prepare {p['name']}: condense {' '.join(p['argv'])}" for p in g["prepare"]), g["notes"]]
             lines += [f"      {d}" for d in details if d]
         if args.suite:
             entry["cell_list"] = [c.as_dict() for c in cells]

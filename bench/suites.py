@@ -20,8 +20,8 @@ from a JSON file with the same field names (``condense bench run my_suite.json``
 Field names of method configs used below are the ones the methods' CLI flags and specs define (``ipc``,
 ``iterations``, ``buffer``, ``ast``, ``syn_steps``, ``expert_epochs``, ``max_start_epoch``, ``depth``,
 ``support``, ``node_codes``, ``n_codes``, ``max_itemset_size``, ``teacher``, ``mode``, ``max_epochs``,
-``patience``; ``expert_optimizer``, ``expert_loss_clipping``, ``expert_grad_penalty`` for ``condense buffer``)
-and, for evaluation, ``epochs``. A cell whose key a method does not know fails with the
+``patience``) and, for evaluation, ``epochs``; ``condense buffer`` takes ``--experts``, ``--epochs``, ``--zca``
+and ``--ast``. A cell whose key a method does not know fails with the
 method's ``ConfigError`` and is recorded as a failed cell (the runner never drops a setting silently).
 """
 from __future__ import annotations
@@ -317,21 +317,19 @@ _VISION_DATASETS = ("mnist", "cifar10-subset")
 _IPCS = ({"ipc": 1}, {"ipc": 10}, {"ipc": 50})
 
 #: tiny settings for a CPU run of every landed method in a few minutes. Per-cell times in the comments were
-#: measured on the 2-core development machine with the methods' branches merged (worker start-up included);
-#: MTT's is an estimate (it had not landed)
+#: measured on the 2-core development machine with the methods' branches merged (worker start-up included)
 _SMOKE_EVAL_IMAGES = {"epochs": 100}
 SMOKE = Suite("smoke", "every landed method at tiny settings on CPU (a few minutes in total)", (
     # ~15 s: 50 iterations on digits (8x8, 20 images per class), one evaluation net per trained set
     Grid("datadam", ("digits",), budgets=({"ipc": 1},), config={"iterations": 50},
          runs=1, evaluation=_SMOKE_EVAL_IMAGES, train_per_class=20, notes="tiny CPU settings"),
-    # <= 2 min (estimate): a 2-expert x 3-epoch buffer on the same subsample, 30 iterations of 5 inner steps
-    Grid("mtt", ("digits",), budgets=({"ipc": 1},),
-         config={"iterations": 30, "syn_steps": 5, "expert_epochs": 1, "max_start_epoch": 2,
-                 "buffer": "{prep:buffer}"},
-         runs=1, evaluation=_SMOKE_EVAL_IMAGES, train_per_class=20,
-         prepare=(Prepare("buffer", ("buffer", "--dataset", "{dataset}", "--train-per-class", "{train_per_class}",
-                                     "--experts", "2", "--epochs", "3", "--device", "{device}", "--out", "{out}")),),
-         notes="tiny CPU settings"),
+    # ~40 s: the digits preset (N=20, M=2, T+=6) for 50 iterations on a 3-expert x 8-epoch buffer built by
+    # `condense buffer` first (the buffer takes ~15 s)
+    Grid("mtt", ("digits",), budgets=({"ipc": 1},), config={"iterations": 50, "buffer": "{prep:buffer}"},
+         runs=1, evaluation=_SMOKE_EVAL_IMAGES,
+         prepare=(Prepare("buffer", ("buffer", "--dataset", "{dataset}", "--seed", "{seed}", "--experts", "3",
+                                     "--epochs", "8", "--batch", "64", "--device", "{device}", "--out", "{out}")),),
+         notes="tiny CPU settings on the method's digits preset"),
     # ~10 s: MUTAG at L=2; support 0.3 per class is a library choice (47 and 171 itemsets)
     Grid("mirage", ("MUTAG",), budgets=({"depth": 2},), config={"support": 0.3},
          models=("gin",), runs=1, evaluation={"epochs": 20}, notes="support 0.3: library choice"),
@@ -340,23 +338,39 @@ SMOKE = Suite("smoke", "every landed method at tiny settings on CPU (a few minut
          runs=1, notes="epoch cap 50, patience 10: tiny CPU settings"),
 ))
 
+def _buffer(experts: int, epochs: int, *, zca: bool, ast: bool) -> Prepare:
+    """``condense buffer`` for a trajectory-matching grid: the experts must share the distillation's
+    preprocessing (ZCA or not) and, for AST, be its smooth experts."""
+    flags = (("--zca",) if zca else ()) + (("--ast",) if ast else ())
+    return Prepare("buffer", ("buffer", "--dataset", "{dataset}", "--experts", str(experts), "--epochs", str(epochs),
+                              *flags, "--device", "{device}", "--out", "{out}"))
+
+
+def _trajectory_grids(groups: Iterable[tuple[tuple[str, ...], tuple[int, ...], bool]], *, ast: bool, experts: int,
+                      epochs: int, config: Mapping[str, Any], runs: int | None, notes: str) -> tuple[Grid, ...]:
+    """MTT (or AST) grids, one per (datasets, IPCs, ZCA) group: the published presets whiten some
+    (dataset, IPC) rows and not others, and each needs a buffer trained in the same space."""
+    return tuple(
+        Grid("mtt", datasets, budgets=tuple({"ipc": k} for k in ipcs),
+             config={**config, "buffer": "{prep:buffer}", **({"ast": True} if ast else {})}, runs=runs,
+             prepare=(_buffer(experts, epochs, zca=zca, ast=ast),), label="ast" if ast else None,
+             notes=f"{notes}; {'ZCA' if zca else 'no ZCA'} as the preset")
+        for datasets, ipcs, zca in groups
+    )
+
+
 #: the published configuration of each (dataset, IPC) with iteration counts cut to a tenth and 3 evaluation
-#: nets: a one-GPU run of a few hours (or an overnight CPU run)
-_VISION_BUFFER = Prepare("buffer", ("buffer", "--dataset", "{dataset}", "--experts", "10", "--epochs", "20",
-                                    "--device", "{device}", "--out", "{out}"))
-#: AST's smooth experts (spec §2: SGD momentum, loss clipping, gradient penalty), through the spec's field names
-_AST_EXPERTS = ("--set", "expert_optimizer=sgd_momentum", "--set", "expert_loss_clipping=true",
-                "--set", "expert_grad_penalty=true")
-_AST_BUFFER = Prepare("buffer", ("buffer", "--dataset", "{dataset}", "--experts", "10", "--epochs", "20",
-                                 *_AST_EXPERTS, "--device", "{device}", "--out", "{out}"))
+#: nets: a one-GPU run of a few hours (or an overnight CPU run). ZCA per row as in the MTT presets (CIFAR-10:
+#: IPC 1 and 10 whitened, IPC 50 not; the MNIST rows are a library extension without ZCA).
+_VISION_MTT_GROUPS = ((("mnist",), (1, 10, 50), False), (("cifar10-subset",), (1, 10), True),
+                      (("cifar10-subset",), (50,), False))
 VISION = Suite("vision", "DataDAM and MTT/AST on MNIST and the CIFAR-10 subset at IPC 1/10/50 (reduced iterations)", (
     Grid("datadam", _VISION_DATASETS, budgets=_IPCS, config={"iterations": 2000}, runs=3,
          notes="published presets, 2000 of 20000 iterations"),
-    Grid("mtt", _VISION_DATASETS, budgets=_IPCS, config={"iterations": 500, "buffer": "{prep:buffer}"}, runs=3,
-         prepare=(_VISION_BUFFER,), notes="published presets, 500 of 5000 iterations, 10 experts x 20 epochs"),
-    Grid("mtt", _VISION_DATASETS, budgets=_IPCS, config={"iterations": 500, "ast": True, "buffer": "{prep:buffer}"},
-         runs=3, prepare=(_AST_BUFFER,), label="ast",
-         notes="AST preset, 500 of 5000 iterations, 10 smooth experts x 20 epochs"),
+    *_trajectory_grids(_VISION_MTT_GROUPS, ast=False, experts=10, epochs=20, config={"iterations": 500}, runs=3,
+                       notes="published presets, 500 of 5000 iterations, 10 experts x 20 epochs"),
+    *_trajectory_grids(_VISION_MTT_GROUPS, ast=True, experts=10, epochs=20, config={"iterations": 500}, runs=3,
+                       notes="AST options and recipes, 500 of 5000 iterations, 10 smooth experts x 20 epochs"),
 ))
 
 #: Mirage thresholds, explicit per dataset and depth. Only NCI1 at L=2 is published ({460, 590} for classes
@@ -397,16 +411,17 @@ G2M = Suite("g2m", "FF-G2M on Cora (public split) with GCN, GraphSAGE and GAT te
     Grid("ffg2m", ("cora",), variants=_TEACHERS, runs=5, notes="published Cora presets per teacher; seeds 0..4"),
 ))
 
-_PAPER_BUFFER = Prepare("buffer", ("buffer", "--dataset", "{dataset}", "--experts", "100", "--epochs", "50",
-                                   "--device", "{device}", "--out", "{out}"))
-_PAPER_AST_BUFFER = Prepare("buffer", ("buffer", "--dataset", "{dataset}", "--experts", "100", "--epochs", "50",
-                                       *_AST_EXPERTS, "--device", "{device}", "--out", "{out}"))
+#: ZCA per (dataset, IPC) as the presets: MTT rows (CIFAR-10 1/10 yes, 50 no; CIFAR-100 1/50 yes, 10 no) and
+#: AST recipes (every CIFAR-100 recipe and CIFAR-10 IPC 10 whiten; CIFAR-10 IPC 1/50 follow the MTT row)
+_PAPER_MTT_GROUPS = ((("cifar10",), (1, 10), True), (("cifar10",), (50,), False), (("cifar100",), (1, 50), True),
+                     (("cifar100",), (10,), False))
+_PAPER_AST_GROUPS = ((("cifar10",), (1, 10), True), (("cifar10",), (50,), False), (("cifar100",), (1, 10, 50), True))
 PAPER = Suite("paper", "the published settings (full iterations, evaluation profiles and buffers): for a GPU", (
     Grid("datadam", ("cifar10", "cifar100", "mnist"), budgets=_IPCS, notes="published presets"),
-    Grid("mtt", ("cifar10", "cifar100"), budgets=_IPCS, config={"buffer": "{prep:buffer}"},
-         prepare=(_PAPER_BUFFER,), notes="published presets, 100 experts x 50 epochs"),
-    Grid("mtt", ("cifar10", "cifar100"), budgets=_IPCS, config={"buffer": "{prep:buffer}", "ast": True},
-         prepare=(_PAPER_AST_BUFFER,), label="ast", notes="AST preset and README buffer recipe"),
+    *_trajectory_grids(_PAPER_MTT_GROUPS, ast=False, experts=100, epochs=50, config={}, runs=None,
+                       notes="published presets, 100 experts x 50 epochs"),
+    *_trajectory_grids(_PAPER_AST_GROUPS, ast=True, experts=100, epochs=50, config={}, runs=None,
+                       notes="AST recipes and the README buffer recipe (smooth experts)"),
     *_mirage_grids(("gin", "gcn", "gat"), 10, keys=(("NCI1", 2),)),
     Grid("ffg2m", ("cora",), variants=_TEACHERS, seeds=(2022,), runs=5, notes="published presets, seeds 2022 + 0..4"),
 ))
