@@ -1,0 +1,149 @@
+"""``condense bench ...``: run suites, render reports, list suites, merge shard results.
+
+Loaded through ``condense.registry.CLI_HOOKS``; only argparse is imported at module level, so ``condense
+--help`` stays fast. Every verb takes ``--json`` (one JSON object on stdout, text on stderr).
+"""
+from __future__ import annotations
+
+import argparse
+
+
+def _add_json(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout; text goes to stderr")
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from bench.runner import run_suite
+    from bench.suites import get_suite, parse_shard
+    from condense.cli import emit
+
+    suite = get_suite(args.suite)
+    shard = parse_shard(args.shard) if args.shard else None
+    summary = run_suite(suite, args.out, device=args.device, data_root=args.data_root, shard=shard,
+                        isolation="inline" if args.in_process else "process", work_dir=args.work_dir,
+                        retry_failed=args.retry_failed, plugins=args.plugin, timeout=args.timeout)
+    emit(args, summary.as_dict(), summary.text())
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from bench.report import render
+    from condense.cli import emit
+
+    summary = render(args.results, args.out, plots_enabled=not args.no_plots)
+    human = [f"wrote {summary['report']} ({summary['cells']} cells: {summary['ok']} ok, {summary['failed']} failed)"]
+    human += [f"  {p}" for p in summary["plots"]]
+    emit(args, summary, "\n".join(human))
+
+
+def cmd_merge(args: argparse.Namespace) -> None:
+    from bench import results
+    from condense.cli import emit
+
+    merged = results.merge(args.results)
+    path = results.write(args.out, merged)
+    emit(args, {"results": str(path), "cells": len(merged), "sources": list(args.results)},
+         f"wrote {path}: {len(merged)} cells from {len(args.results)} file(s)")
+
+
+def cmd_list(args: argparse.Namespace) -> None:
+    from bench.execute import load_plugins
+    from bench.suites import SUITES, expand, format_kv, get_suite
+    from condense import registry
+    from condense.cli import emit
+
+    load_plugins(args.plugin)
+    suites = [get_suite(args.suite)] if args.suite else list(SUITES.values())
+    payload, lines = [], []
+    for suite in suites:
+        cells = expand(suite)
+        grids = []
+        for grid in suite.grids:
+            try:
+                available = registry.get(grid.method).available()
+            except ValueError:
+                available = False
+            grids.append({"method": grid.method, "label": grid.label or grid.method, "available": available,
+                          "datasets": list(grid.datasets), "budgets": list(grid.budgets),
+                          "variants": list(grid.variants), "seeds": list(grid.seeds), "models": list(grid.models),
+                          "runs": grid.runs, "config": grid.config, "evaluation": grid.evaluation,
+                          "train_per_class": grid.train_per_class,
+                          "prepare": [{"name": p.name, "argv": list(p.argv)} for p in grid.prepare],
+                          "notes": grid.notes})
+        entry = {"name": suite.name, "description": suite.description, "cells": len(cells), "grids": grids}
+        lines.append(f"{suite.name}: {suite.description} ({len(cells)} cells)")
+        for g in grids:
+            state = "" if g["available"] else "  [not installed yet: skipped]"
+            lines.append(f"  {g['label']}: {', '.join(g['datasets'])}; budgets "
+                         f"{'; '.join(format_kv(b) for b in g['budgets']) or '-'}; seeds "
+                         f"{','.join(map(str, g['seeds']))}{state}")
+            details = [f"config {format_kv(g['config'])}" if g["config"] else "",
+                       f"variants {'; '.join(format_kv(v) for v in g['variants'])}" if any(g["variants"]) else "",
+                       f"models {','.join(m or 'default' for m in g['models'])}" if any(g["models"]) else "",
+                       f"runs {g['runs']}" if g["runs"] else "",
+                       f"evaluation {format_kv(g['evaluation'])}" if g["evaluation"] else "",
+                       f"train_per_class {g['train_per_class']}" if g["train_per_class"] else "",
+                       *(f"prepare {p['name']}: condense {' '.join(p['argv'])}" for p in g["prepare"]), g["notes"]]
+            lines += [f"      {d}" for d in details if d]
+        if args.suite:
+            entry["cell_list"] = [c.as_dict() for c in cells]
+            lines += [f"    [{c.index}] {c.describe()}" for c in cells]
+        payload.append(entry)
+    emit(args, {"suites": payload}, "\n".join(lines))
+
+
+def add_commands(subparsers) -> None:
+    """Add ``condense bench {run,report,list,merge}``."""
+    p = subparsers.add_parser("bench", help="run benchmark suites and render reports",
+                              description="The evaluation bench: suites of (method, dataset, budget, seed) cells, "
+                                          "resumable JSON-lines results, Markdown + PNG reports.")
+    sub = p.add_subparsers(dest="bench_verb", metavar="COMMAND")
+
+    def no_verb(args: argparse.Namespace) -> None:
+        from condense.cli import CliError
+
+        raise CliError("choose a bench command: run, report, list or merge (see condense bench --help)")
+
+    p.set_defaults(func=no_verb)
+
+    r = sub.add_parser("run", help="run a suite (or one shard of it), appending one JSON line per cell",
+                       description="Run every cell of SUITE not yet in the results file; failed cells are "
+                                   "recorded with their error and the suite goes on.")
+    r.add_argument("suite", metavar="SUITE", help="a named suite (see `condense bench list`) or a suite .json file")
+    r.add_argument("--out", required=True, metavar="RESULTS.jsonl", help="results file (appended to; resumes)")
+    r.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    r.add_argument("--data-root", default=None, metavar="DIR",
+                   help="data folder (default: $CONDENSE_DATA, else the user cache folder)")
+    r.add_argument("--shard", default=None, metavar="i/n", help="run only shard i of n (1-based); merge the "
+                                                               "shards' files with `condense bench merge`")
+    r.add_argument("--work-dir", default=None, metavar="DIR",
+                   help="artifacts, checkpoints and preparation outputs (default: RESULTS.runs beside the file)")
+    r.add_argument("--retry-failed", action="store_true", help="run cells recorded as failed again")
+    r.add_argument("--in-process", action="store_true",
+                   help="run cells in this process instead of one worker process per cell")
+    r.add_argument("--timeout", type=float, default=None, metavar="S", help="stop a cell after S seconds "
+                                                                            "(recorded as failed)")
+    r.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
+                   help="import a module or .py file that registers extra methods/evaluators (repeatable)")
+    r.add_argument("--quiet", action="store_true", help="no progress bars or per-cell lines")
+    _add_json(r)
+    r.set_defaults(func=cmd_run)
+
+    rep = sub.add_parser("report", help="render a Markdown report with PNG plots from results files")
+    rep.add_argument("results", nargs="+", metavar="RESULTS.jsonl", help="one or more results files (merged)")
+    rep.add_argument("--out", required=True, metavar="REPORT_DIR", help="folder for report.md and the PNGs")
+    rep.add_argument("--no-plots", action="store_true", help="tables only")
+    _add_json(rep)
+    rep.set_defaults(func=cmd_report)
+
+    lst = sub.add_parser("list", help="list the suites, or one suite's cells")
+    lst.add_argument("suite", nargs="?", metavar="SUITE", help="show this suite's cells")
+    lst.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
+                     help="import a module or .py file that registers extra methods (repeatable)")
+    _add_json(lst)
+    lst.set_defaults(func=cmd_list)
+
+    m = sub.add_parser("merge", help="merge results files (e.g. shards) into one, one record per cell")
+    m.add_argument("results", nargs="+", metavar="RESULTS.jsonl")
+    m.add_argument("--out", required=True, metavar="MERGED.jsonl")
+    _add_json(m)
+    m.set_defaults(func=cmd_merge)
