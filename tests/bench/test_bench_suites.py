@@ -106,7 +106,7 @@ def test_named_suites_cover_the_issue():
     assert {"smoke", "vision", "graph", "g2m", "paper"} <= set(SUITES)
     smoke = expand(SUITES["smoke"])
     assert {c.method for c in smoke} == {"datadam", "mtt", "mirage", "ffg2m"}
-    assert all(c.runs == 1 for c in smoke)  # tiny evaluation everywhere
+    assert all(c.runs <= 2 for c in smoke)  # tiny evaluation everywhere
     vision = expand(SUITES["vision"])
     assert {(c.label, c.dataset, c.budget["ipc"]) for c in vision} == {
         (m, d, k) for m in ("datadam", "mtt", "ast") for d in ("mnist", "cifar10-subset") for k in (1, 10, 50)}
