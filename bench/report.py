@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from bench import anchors, plots, results
+from condense.artifacts import write_atomic
 from bench.suites import canonical_json, format_kv
 
 FAMILY_TITLES = {
@@ -418,8 +419,6 @@ def render(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *, pl
         lines += [f"{mark} {text}" for text, mark in notes.caveats.items()]
         lines += [f"[{n}] {text}" for text, n in notes.sources.items()]
     report = out_dir / "report.md"
-    tmp = report.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(lines).rstrip() + "\n")
-    os.replace(tmp, report)
+    write_atomic(report, ("\n".join(lines).rstrip() + "\n").encode())
     return {"report": str(report), "plots": [str(p) for p in pngs], "cells": len(records), "ok": n_ok,
             "failed": len(records) - n_ok, "rows": [r.as_dict() for r in rows]}

@@ -15,10 +15,11 @@ import fcntl
 import json
 import math
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Iterable, Mapping
+
+from condense.artifacts import write_atomic
 
 SCHEMA = 1
 _CHUNK = 1 << 16
@@ -190,23 +191,6 @@ def merge(paths: Iterable[str | os.PathLike]) -> list[dict]:
             records.append(rec)
     merged = latest(records).values()
     return sorted(merged, key=lambda r: (str(r.get("suite", "")), r.get("index", 0), r["key"]))
-
-
-def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, fsync'ed and renamed over it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write(path: str | os.PathLike, records: Iterable[Mapping[str, Any]]) -> Path:

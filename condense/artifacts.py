@@ -21,13 +21,14 @@ Guarantees:
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Iterator, Mapping
 
 import torch
 
@@ -194,28 +195,41 @@ class Artifact:
         return obj
 
 
-def write_safetensors(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> Path:
-    """Atomically write ``tensors`` with ``meta`` (JSON under the header key ``"condense"``) to ``path``.
+@contextlib.contextmanager
+def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path in ``path``'s folder; on success fsync it and rename it over ``path``.
 
-    The bytes go to a temporary file in the same folder, are fsync'ed, then renamed over ``path``; an
-    interrupted write leaves the previous file (or nothing) in place, never a partial one.
+    An interrupted or failed write leaves the previous file (or nothing) in place, never a partial one.
     """
-    from safetensors.torch import save_file
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    header = {METADATA_KEY: json.dumps(dict(meta), sort_keys=True, allow_nan=True)}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata=header)
+        yield Path(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_target`)."""
+    with atomic_target(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def write_safetensors(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> Path:
+    """Atomically write ``tensors`` with ``meta`` (JSON under the header key ``"condense"``) to ``path``."""
+    from safetensors.torch import save_file
+
+    header = {METADATA_KEY: json.dumps(dict(meta), sort_keys=True, allow_nan=True)}
+    with atomic_target(path) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=header)
+    return Path(path)
 
 
 def _refuse_pickles(path: Path) -> None:

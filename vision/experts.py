@@ -51,7 +51,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from condense.artifacts import ArtifactError, SCHEMA_VERSION, read_file, write_safetensors
+from condense.artifacts import ArtifactError, SCHEMA_VERSION, read_file, write_atomic, write_safetensors
 from condense.config import from_dict, require, to_dict
 from condense.progress import Progress, get_logger
 from condense.runtime import Meter, resolve_device
@@ -289,9 +289,7 @@ def _digest(obj: Any) -> str:
 
 
 def _write_json(path: Path, obj: Mapping[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(obj, indent=1, sort_keys=True).encode())
 
 
 def shard_indices(experts: int, *, shard: tuple[int, int] | None = None,
