@@ -94,6 +94,10 @@ def _setup(args: argparse.Namespace) -> None:
 
     if getattr(args, "quiet", False):
         set_quiet(True)
+    from condense.allocator import RETAIN_ENV, retain_freed_memory
+
+    if os.environ.get(RETAIN_ENV, "1") != "0":
+        retain_freed_memory()
 
 
 # -- verbs ------------------------------------------------------------------------------------------
