@@ -603,6 +603,15 @@ class TrajectoryMatching:
         if not isinstance(data, ImageData):
             raise TypeError(f"data must be a vision.data.ImageData, got {type(data).__name__}")
         buffer = self._open(buffer)
+        # the dataset first: another dataset also differs in architecture input or preprocessing, and its name
+        # is the message that tells the user what is wrong
+        src = buffer.manifest.get("dataset") or {}
+        if src.get("name") != data.name:
+            raise ValueError(f"the expert buffer {str(buffer.folder)!r} was trained on {src.get('name')!r}, "
+                             f"not on {data.name!r}")
+        if src.get("fingerprint") != data.fingerprint:
+            log.warning("the expert buffer was trained on another version or subsample of %s (fingerprint %s, "
+                        "distillation data %s)", data.name, src.get("fingerprint"), data.fingerprint)
         zca = None
         if cfg.zca:
             zca = buffer.zca()
@@ -618,13 +627,6 @@ class TrajectoryMatching:
         net = build_net(cfg.model, shape[0], k, shape[1:], device=dev, generator=make_generator(seed, dev))
         student = Student(net)
         buffer.check_student(net.name, student.layout, preprocessing)
-        src = buffer.manifest.get("dataset") or {}
-        if src.get("name") != data.name:
-            raise ValueError(f"the expert buffer {str(buffer.folder)!r} was trained on {src.get('name')!r}, "
-                             f"not on {data.name!r}")
-        if src.get("fingerprint") != data.fingerprint:
-            log.warning("the expert buffer was trained on another version or subsample of %s (fingerprint %s, "
-                        "distillation data %s)", data.name, src.get("fingerprint"), data.fingerprint)
         t_max = buffer.epochs
         if cfg.max_start_epoch - 1 + cfg.expert_epochs > t_max:
             raise ValueError(f"max_start_epoch={cfg.max_start_epoch} and expert_epochs={cfg.expert_epochs} need "
