@@ -32,6 +32,8 @@ import torch
 
 #: Integer keys are packed while their range product stays below this bound (int64 with headroom).
 PACK_LIMIT = 2**62
+#: Tree node counts n_l(c) must stay below this bound (int64 with headroom).
+SIZE_LIMIT = 2**62
 
 DISCRETISERS = ("exact", "degree", "quantile", "kmeans", "constant")
 
@@ -473,8 +475,12 @@ def computation_trees(
         pair_id, P = dense_rank_rows([ecode, prev[src]])  # dense ids of (edge code, colour), lexicographic
         rep_pair = first_index(pair_id, P)
         pair_edge, pair_child = ecode[rep_pair], prev[src[rep_pair]]
-        by_pair = torch.argsort(pair_id, stable=True)
-        seq = pair_id[by_pair[torch.argsort(dst[by_pair], stable=True)]]  # each node's pairs, sorted, in its CSR segment
+        if N * max(P, 1) < PACK_LIMIT:  # each node's pairs, sorted, in its CSR segment
+            order = torch.argsort(dst * P + pair_id)
+        else:  # the same order without packing
+            by_pair = torch.argsort(pair_id, stable=True)
+            order = by_pair[torch.argsort(dst[by_pair], stable=True)]
+        seq = pair_id[order]
         colour = torch.empty(N, dtype=torch.long, device=device)
         offset = 0
         for b, d in enumerate(bucket_deg):
@@ -500,7 +506,7 @@ def _tree_sizes(prev_size: torch.Tensor, child: torch.Tensor, owner: torch.Tenso
     """n_l(c) = 1 + sum of the children's n_{l-1}, in int64; raises ``OverflowError`` past 2^62 nodes."""
     size = torch.ones(num, dtype=torch.long, device=child.device).index_add_(0, owner, prev_size[child])
     approx = torch.ones(num, dtype=torch.float64, device=child.device).index_add_(0, owner, prev_size[child].double())
-    if num and float(approx.max()) >= float(PACK_LIMIT):
+    if num and float(approx.max()) >= float(SIZE_LIMIT):
         raise OverflowError(
             f"a computation tree has about {float(approx.max()):.3g} nodes, past int64's safe range; use a smaller depth"
         )

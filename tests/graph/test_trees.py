@@ -212,6 +212,20 @@ def test_large_alphabets_give_collision_free_tree_ids():
     assert len(pairs) == len(set(colour)) == len(set(strings))
 
 
+def test_unpacked_fallbacks_give_the_same_tree_ids(monkeypatch):
+    """With a tiny packing limit every key goes through the re-ranking and row-unique fallbacks: same colours."""
+    import graph.trees as trees_module
+
+    codes, ei, ec, _ = random_graph_set(80, seed=4)
+    ei, ec = clean_edges(ei, codes.numel(), ec)
+    packed = computation_trees(codes, ei, 3, ec)
+    monkeypatch.setattr(trees_module, "PACK_LIMIT", 16)
+    unpacked = computation_trees(codes, ei, 3, ec)
+    assert torch.equal(packed.colour, unpacked.colour)
+    for a, b in zip(packed.tables, unpacked.tables):
+        assert all(torch.equal(getattr(a, f), getattr(b, f)) for f in ("code", "ptr", "edge", "child", "size"))
+
+
 def test_expand_ranges():
     assert expand_ranges(torch.tensor([5, 0, 2]), torch.tensor([2, 0, 3])).tolist() == [5, 6, 2, 3, 4]
 
