@@ -32,6 +32,8 @@ import torch
 
 #: Integer keys are packed while their range product stays below this bound (int64 with headroom).
 PACK_LIMIT = 2**62
+#: Tree node counts n_l(c) must stay below this bound (int64 with headroom).
+SIZE_LIMIT = 2**62
 
 DISCRETISERS = ("exact", "degree", "quantile", "kmeans", "constant")
 
@@ -51,9 +53,13 @@ def expand_ranges(starts: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
 def dense_rank_rows(columns: list[torch.Tensor]) -> tuple[torch.Tensor, int]:
     """Dense lexicographic rank of the integer rows ``zip(*columns)``: ``(ids [n], number of distinct rows)``.
 
-    Equal rows get equal ids, and ids follow the lexicographic order of the rows. Columns are packed into one
-    int64 key while the product of their ranges stays below :data:`PACK_LIMIT`; when it would not, the key
-    so far is replaced by its dense rank first, so no two different rows can ever share a key.
+    Equal rows get equal ids, and ids follow the lexicographic order of the rows; nothing is hashed, so two
+    different rows never share an id, whatever the alphabet. Each column is shifted to start at 0 (its range is
+    measured with Python integers, so extreme values such as float bit patterns cannot wrap around), or replaced
+    by its dense rank when the range alone reaches :data:`PACK_LIMIT`. Columns are then packed into one int64 key
+    while the product of the ranges stays below :data:`PACK_LIMIT`. When the next column would overflow it, the
+    key so far and, if still needed, the column are replaced by their dense ranks (at most n values each, order
+    kept); past ~2^31 rows, where even that cannot be packed, the pair is ranked as two-column rows.
     """
     if not columns:
         raise ValueError("dense_rank_rows needs at least one column")
@@ -61,28 +67,42 @@ def dense_rank_rows(columns: list[torch.Tensor]) -> tuple[torch.Tensor, int]:
     device = columns[0].device
     if n == 0:
         return torch.zeros(0, dtype=torch.long, device=device), 0
+
+    def rank(t: torch.Tensor) -> tuple[torch.Tensor, int]:
+        values, ids = torch.unique(t, return_inverse=True)
+        return ids, values.numel()
+
     acc: torch.Tensor | None = None
     acc_range = 1
     for col in columns:
-        col = col.long()
-        lo = int(col.min())
-        col = col - lo
-        width = int(col.max()) + 1
-        if width >= PACK_LIMIT:  # a column too wide on its own (e.g. float bit patterns): rank it first
-            values, col = torch.unique(col, return_inverse=True)
-            width = values.numel()
+        col = col.long().reshape(-1)
+        if col.numel() != n:
+            raise ValueError(f"dense_rank_rows: columns have {n} and {col.numel()} entries")
+        lo, hi = int(col.min()), int(col.max())
+        width = hi - lo + 1  # exact (Python int)
+        if width >= PACK_LIMIT:
+            col, width = rank(col)
+        else:
+            col = col - lo  # the true difference is < 2^62, so int64 arithmetic gives it exactly
         if acc is None:
             acc, acc_range = col, width
             continue
         if acc_range * width >= PACK_LIMIT:
-            values, acc = torch.unique(acc, return_inverse=True)
-            acc_range = values.numel()
-            if acc_range * width >= PACK_LIMIT:
-                raise OverflowError(f"cannot pack a key of {acc_range} x {width} values into int64")
+            acc, acc_range = rank(acc)
+        if acc_range * width >= PACK_LIMIT:
+            col, width = rank(col)
+        if acc_range * width >= PACK_LIMIT:
+            acc, acc_range = rank_pairs(acc, col)
+            continue
         acc = acc * width + col
         acc_range *= width
-    values, ids = torch.unique(acc, return_inverse=True)
-    return ids, values.numel()
+    return rank(acc)
+
+
+def rank_pairs(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Dense lexicographic rank of the rows ``(a[i], b[i])`` by a row-wise unique (no packing)."""
+    values, ids = torch.unique(torch.stack([a, b], 1), dim=0, return_inverse=True)
+    return ids, values.shape[0]
 
 
 def first_index(ids: torch.Tensor, num: int) -> torch.Tensor:
@@ -435,7 +455,6 @@ def computation_trees(
     src, dst = edge_index[0].long(), edge_index[1].long()
     ecode = torch.zeros_like(src) if edge_code is None else edge_code.long().reshape(-1)
     num_codes = int(node_code.max()) + 1 if N else 0
-    num_edge_codes = int(ecode.max()) + 1 if ecode.numel() else 1
     if N and int(node_code.min()) < 0:
         raise ValueError("node codes must be non-negative")
     by_dst = torch.argsort(dst, stable=True)
@@ -450,16 +469,18 @@ def computation_trees(
     bucket_deg = bucket_deg.tolist()
 
     tables: list[KeyTable] = []
-    prev, num_prev = node_code, num_codes
+    prev = node_code
     prev_size = torch.ones(num_codes, dtype=torch.long, device=device)
     for _ in range(depth):
-        if num_edge_codes * max(num_prev, 1) >= PACK_LIMIT:
-            raise OverflowError("too many (edge code, colour) pairs to pack into int64")
-        pair_values, pair_id = torch.unique(ecode * num_prev + prev[src], return_inverse=True)
-        P = max(pair_values.numel(), 1)
-        if N * P >= PACK_LIMIT:
-            raise OverflowError("too many (node, pair) combinations to pack into int64")
-        seq = pair_id[torch.argsort(dst * P + pair_id)]  # each node's pairs, sorted, in its CSR segment
+        pair_id, P = dense_rank_rows([ecode, prev[src]])  # dense ids of (edge code, colour), lexicographic
+        rep_pair = first_index(pair_id, P)
+        pair_edge, pair_child = ecode[rep_pair], prev[src[rep_pair]]
+        if N * max(P, 1) < PACK_LIMIT:  # each node's pairs, sorted, in its CSR segment
+            order = torch.argsort(dst * P + pair_id)
+        else:  # the same order without packing
+            by_pair = torch.argsort(pair_id, stable=True)
+            order = by_pair[torch.argsort(dst[by_pair], stable=True)]
+        seq = pair_id[order]
         colour = torch.empty(N, dtype=torch.long, device=device)
         offset = 0
         for b, d in enumerate(bucket_deg):
@@ -472,12 +493,12 @@ def computation_trees(
         rep_deg = deg[rep]
         tptr = torch.zeros(offset + 1, dtype=torch.long, device=device)
         tptr[1:] = torch.cumsum(rep_deg, 0)
-        entries = pair_values[seq[expand_ranges(ptr[rep], rep_deg)]]
-        child = entries % num_prev if num_prev else entries
+        entries = seq[expand_ranges(ptr[rep], rep_deg)]
+        child = pair_child[entries]
         owner = torch.repeat_interleave(torch.arange(offset, device=device), rep_deg, output_size=entries.numel())
         size = _tree_sizes(prev_size, child, owner, offset)
-        tables.append(KeyTable(node_code[rep], tptr, entries // max(num_prev, 1), child, size))
-        prev, num_prev, prev_size = colour, offset, size
+        tables.append(KeyTable(node_code[rep], tptr, pair_edge[entries], child, size))
+        prev, prev_size = colour, size
     return ComputationTrees(depth=depth, colour=prev, degree=deg, tables=tables, num_codes=num_codes)
 
 
@@ -485,7 +506,7 @@ def _tree_sizes(prev_size: torch.Tensor, child: torch.Tensor, owner: torch.Tenso
     """n_l(c) = 1 + sum of the children's n_{l-1}, in int64; raises ``OverflowError`` past 2^62 nodes."""
     size = torch.ones(num, dtype=torch.long, device=child.device).index_add_(0, owner, prev_size[child])
     approx = torch.ones(num, dtype=torch.float64, device=child.device).index_add_(0, owner, prev_size[child].double())
-    if num and float(approx.max()) >= float(PACK_LIMIT):
+    if num and float(approx.max()) >= float(SIZE_LIMIT):
         raise OverflowError(
             f"a computation tree has about {float(approx.max()):.3g} nodes, past int64's safe range; use a smaller depth"
         )

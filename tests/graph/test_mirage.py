@@ -255,7 +255,7 @@ def test_single_node_graphs_and_isolated_nodes_count_in_class_sizes():
 
 
 def test_presets_and_missing_support():
-    assert config_for("NCI1").support == (460, 590) and config_for("NCI1").depth == 2
+    assert config_for("NCI1").support == (440, 570) and config_for("NCI1").depth == 2
     assert config_for("NCI1", {"support": "0.1"}).support == 0.1
     assert config_for("MUTAG").support is None
     with pytest.raises(ValueError, match="no published support thresholds for 'MUTAG'"):

@@ -15,6 +15,7 @@ from graph.trees import (
     expand_ranges,
     kmeans_codes,
     quantile_codes,
+    rank_pairs,
 )
 
 
@@ -172,6 +173,57 @@ def test_dense_rank_rows_is_lexicographic_even_when_keys_need_reranking():
     ordered = sorted(set(rows))
     assert num == len(ordered)
     assert ids.tolist() == [ordered.index(r) for r in rows]
+
+
+def test_dense_rank_rows_is_exact_for_any_alphabet():
+    """Float bit patterns (negative and positive values span the whole int64 range) in many columns: the key
+    needs re-ranking of both the prefix and the column (the ENZYMES k-means case), and ids stay lexicographic."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(400, 21, generator=g, dtype=torch.float64)
+    x[::5] = x[1::5]  # duplicate rows
+    x[3, 4] = 0.0
+    x[7, 4] = -0.0
+    cols = [x[:, j].view(torch.int64) for j in range(21)]
+    wide = torch.randint(0, 2**55, (400,), generator=g)  # 400 distinct rows x 2^55 values cannot share a key
+    for columns in (cols, cols[:1] + [wide] + cols[1:3]):
+        ids, num = dense_rank_rows(columns)
+        rows = list(zip(*(c.tolist() for c in columns)))
+        ordered = sorted(set(rows))
+        assert num == len(ordered)
+        assert ids.tolist() == [ordered.index(r) for r in rows]
+    a = torch.tensor([2**62, -(2**63), 5, 2**62, 5])
+    b = torch.tensor([1, 2**63 - 1, -7, 1, -8])
+    ids, num = rank_pairs(a, b)
+    assert ids.tolist() == [3, 0, 2, 3, 1] and num == 4
+
+
+def test_large_alphabets_give_collision_free_tree_ids():
+    """Continuous attributes through k-means (many columns, negative values), a sparse node alphabet and edge
+    codes near 2^50: tree ids still equal the canonical strings of the unfoldings."""
+    g = torch.Generator().manual_seed(2)
+    coding = kmeans_codes(torch.randn(3000, 21, generator=g) - 0.5, 12, seed=0)
+    assert coding.codes.unique().numel() == 12
+    codes, ei, ec, _ = random_graph_set(60, seed=3)
+    ei, ec = clean_edges(ei, codes.numel(), ec)
+    trees = computation_trees(codes * 1000 + 7, ei, 3, ec * 2**50 + 3)
+    strings = canonical_strings(codes, ei, ec, 3)
+    colour = trees.colour.tolist()
+    pairs = set(zip(colour, strings))
+    assert len(pairs) == len(set(colour)) == len(set(strings))
+
+
+def test_unpacked_fallbacks_give_the_same_tree_ids(monkeypatch):
+    """With a tiny packing limit every key goes through the re-ranking and row-unique fallbacks: same colours."""
+    import graph.trees as trees_module
+
+    codes, ei, ec, _ = random_graph_set(80, seed=4)
+    ei, ec = clean_edges(ei, codes.numel(), ec)
+    packed = computation_trees(codes, ei, 3, ec)
+    monkeypatch.setattr(trees_module, "PACK_LIMIT", 16)
+    unpacked = computation_trees(codes, ei, 3, ec)
+    assert torch.equal(packed.colour, unpacked.colour)
+    for a, b in zip(packed.tables, unpacked.tables):
+        assert all(torch.equal(getattr(a, f), getattr(b, f)) for f in ("code", "ptr", "edge", "child", "size"))
 
 
 def test_expand_ranges():
