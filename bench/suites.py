@@ -326,7 +326,7 @@ SMOKE = Suite("smoke", "every landed method at tiny settings on CPU (a few minut
     Grid("datadam", ("digits",), budgets=({"ipc": 1},), config={"iterations": 50}, models=("convnet-d3",),
          runs=2, evaluation=_SMOKE_EVAL_IMAGES, train_per_class=20,
          notes="tiny CPU settings; instance-norm evaluation net for a stable 10-image number"),
-    # ~40 s: the digits preset (N=20, M=2, T+=6) for 50 iterations on a 3-expert x 8-epoch buffer built by
+    # ~40 s: the digits preset (N=10, M=2, T+=2) for 50 iterations on a 3-expert x 8-epoch buffer built by
     # `condense buffer` first (the buffer takes ~15 s)
     Grid("mtt", ("digits",), budgets=({"ipc": 1},), config={"iterations": 50, "buffer": "{prep:buffer}"},
          runs=1, evaluation=_SMOKE_EVAL_IMAGES,
