@@ -192,6 +192,17 @@ EVALUATORS: dict[str, str] = {
     "Student": "graph.g2m:evaluate_artifact",
 }
 
+def run_stats(values) -> dict[str, Any]:
+    """A metric over runs in the contract's form: ``{"mean", "std" (population), "runs"}``. NaN runs (e.g. a
+    ROC-AUC undefined on a one-class split) stay in ``runs`` but not in mean and std; all NaN gives NaN."""
+    import numpy as np
+
+    arr = np.asarray(values, dtype=np.float64).reshape(-1)
+    ok = arr[~np.isnan(arr)]
+    return {"mean": float(ok.mean()) if ok.size else float("nan"),
+            "std": float(ok.std()) if ok.size else float("nan"), "runs": arr.tolist()}
+
+
 CLI_HOOKS: tuple[str, ...] = (
     # "module:function" taking the CLI's subparsers object and adding verbs (buffer, g2m, bench, ...);
     # these modules import only argparse at top level and defer heavy imports to their handlers

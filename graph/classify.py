@@ -29,6 +29,7 @@ import torch
 
 from condense.config import require
 from condense.progress import Progress
+from condense.registry import run_stats
 from condense.runtime import generator, seed_everything
 from graph.nets import GNNConfig, GraphClassifier, PackedGraphs
 
@@ -252,16 +253,10 @@ def summarise(runs: list[RunResult], report: str = "all_seeds") -> dict:
     if report == "top5_of_10_by_val":
         chosen = sorted(runs, key=lambda r: (-r.val, r.seed))[:TOP_K_REFERENCE]
 
-    def stat(values: list[float]) -> dict:
-        arr = np.asarray(values, dtype=np.float64)
-        ok = arr[~np.isnan(arr)]
-        return {"mean": float(ok.mean()) if ok.size else float("nan"),
-                "std": float(ok.std()) if ok.size else float("nan"), "runs": arr.tolist()}
-
     out = {
-        "accuracy": stat([r.test_accuracy for r in chosen]),
-        "roc_auc": stat([r.test_roc_auc for r in chosen]),
-        "val": stat([r.val for r in chosen]),
+        "accuracy": run_stats([r.test_accuracy for r in chosen]),
+        "roc_auc": run_stats([r.test_roc_auc for r in chosen]),
+        "val": run_stats([r.val for r in chosen]),
         "selection": chosen[0].selection if chosen else None,
         "best_epochs": [r.best_epoch for r in chosen],
         "seeds": [r.seed for r in chosen],

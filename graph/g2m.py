@@ -48,7 +48,6 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Mapping, NamedTuple, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -56,6 +55,7 @@ from torch import Tensor, nn
 from condense.artifacts import Student
 from condense.config import apply_overrides, from_dict, require, to_dict
 from condense.progress import get_logger, quiet as quiet_mode
+from condense.registry import run_stats
 from condense.runtime import Meter, generator, resolve_device, seed_everything
 from graph.teachers import (
     TEACHERS,
@@ -749,11 +749,6 @@ def run(dataset: Any = "cora", *, data_root=None, device: str = "auto", seed: in
 
 
 # -- comparison over seeds ---------------------------------------------------------------------------
-def _stats(values: Sequence[float]) -> dict[str, Any]:
-    arr = np.asarray(values, dtype=float)
-    return {"mean": float(arr.mean()), "std": float(arr.std()), "runs": [float(v) for v in arr]}
-
-
 @dataclass
 class Comparison:
     """Teacher / student accuracies and training times over seeds (``summary``), and the student of the first seed
@@ -822,12 +817,12 @@ def compare(dataset: Any = "cora", *, teacher: str | None = None, modes: Sequenc
     summary: dict[str, Any] = {"dataset": name, "teacher": cfg.teacher, "setting": cfg.setting, "seeds": seeds,
                                "config": to_dict(cfg), "results": {}}
     for key, r in results.items():
-        entry = {"accuracy": _stats(r["acc"]), "val_accuracy": _stats(r["val"]), "train_time_s": _stats(r["time"]),
-                 "epochs": _stats(r["epochs"])}
+        entry = {"accuracy": run_stats(r["acc"]), "val_accuracy": run_stats(r["val"]), "train_time_s": run_stats(r["time"]),
+                 "epochs": run_stats(r["epochs"])}
         if cfg.setting == "inductive":
             rate = cfg.inductive_rate
-            entry["test_tran"] = _stats(r["tran"])
-            entry["production"] = _stats([(1 - rate) * a + rate * b for a, b in zip(r["tran"], r["acc"])])
+            entry["test_tran"] = run_stats(r["tran"])
+            entry["production"] = run_stats([(1 - rate) * a + rate * b for a, b in zip(r["tran"], r["acc"])])
         summary["results"][key] = entry
     return Comparison(summary, kept)
 
@@ -971,7 +966,7 @@ def evaluate_artifact(artifact: Student, *, model: str | None = None, runs: int 
     pred = artifact.predict(graph.x[eval_nodes].float())
     acc = float((pred == problem.y[eval_nodes]).float().mean())
     metric = "test_ind" if cfg.setting == "inductive" else "test"
-    results: dict[str, Any] = {"distilled": {"accuracy": _stats([acc]), "evaluated_on": metric}}
+    results: dict[str, Any] = {"distilled": {"accuracy": run_stats([acc]), "evaluated_on": metric}}
 
     tcfg = cfg.teacher_config()
     k, f_in = problem.num_classes, problem.x.shape[1]

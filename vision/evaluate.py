@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from condense.artifacts import ImageSet, load
 from condense.config import apply_overrides, preset, require, to_dict
+from condense.registry import run_stats
 from condense.runtime import Meter, resolve_device
 from vision.augment import DSA, DSAConfig, strategy_for
 from vision.coreset import select
@@ -172,7 +173,7 @@ def evaluate_set(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_test:
                       batch=cfg.batch if batch is None else batch, generator=g, dsa=dsa)
             accs.append(accuracy(net, x_test, y_test, cfg.test_batch, cfg.channels_last))
     return {
-        "accuracy": {"mean": float(np.mean(accs)), "std": float(np.std(accs)), "runs": accs},
+        "accuracy": run_stats(accs),
         "samples": int(x.shape[0]),
         "lr": float(lr),
         "epochs": cfg.epochs if epochs is None else epochs,

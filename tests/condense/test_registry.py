@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -67,3 +69,16 @@ def test_the_four_methods_are_registered():
     assert registry.get("DataDAM").produces == "ImageSet"
     with pytest.raises(ValueError, match="no evaluator for artifact kind 'Mystery'"):
         registry.evaluator("Mystery")
+
+
+def test_run_stats_population_std_and_nan_runs():
+    from condense.registry import run_stats
+
+    out = run_stats([0.5, 0.7, 0.9])
+    assert out["mean"] == pytest.approx(0.7) and out["std"] == pytest.approx((0.08 / 3) ** 0.5)
+    assert out["runs"] == [0.5, 0.7, 0.9]
+    out = run_stats([0.6, float("nan"), 0.8])  # a NaN run is kept in runs, left out of mean and std
+    assert out["mean"] == pytest.approx(0.7) and out["std"] == pytest.approx(0.1)
+    assert len(out["runs"]) == 3 and math.isnan(out["runs"][1])
+    empty = run_stats([float("nan")])
+    assert math.isnan(empty["mean"]) and math.isnan(empty["std"])
