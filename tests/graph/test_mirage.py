@@ -307,3 +307,40 @@ def test_reported_test_metrics_are_those_of_the_best_validation_epoch():
                                                    runs=1, lr=0.01), num_classes=3, seed=0)
     assert short.best_epoch == long.best_epoch
     assert (short.test_accuracy, short.test_roc_auc, short.val) == (long.test_accuracy, long.test_roc_auc, long.val)
+
+
+def test_threshold_grid_keeps_the_best_validation_point_and_skips_empty_classes(monkeypatch):
+    import graph.mirage as mirage_module
+
+    graphs = toy_graphs(30)
+    train, val = PackedGraphs.from_graphs(graphs[:24]), PackedGraphs.from_graphs(graphs[24:])
+    seen = []
+
+    def fake_train_runs(tree_pack, val_graphs, test_graphs, cfg, **kwargs):
+        # the grid is scored on validation only: both evaluation arguments are the validation graphs
+        assert torch.equal(val_graphs.y, val.y) and torch.equal(test_graphs.y, val.y) and cfg.runs == 2
+        seen.append(tree_pack.num_graphs)
+        return {"val": {"mean": -abs(tree_pack.num_graphs - 6)}, "selection": "accuracy"}, []
+
+    monkeypatch.setattr(mirage_module, "train_runs", fake_train_runs)
+    grid = ((50,), (2,), (3,), (4,), (6,))
+    cfg = MirageConfig(depth=1, threshold_grid=grid, grid_runs=2)
+    chosen, rows = mirage_module._select_threshold(cfg, train, val, 3, {"name": "toy"}, "cpu", 0)
+    # a count above every class size leaves the classes without itemsets: skipped, with the reason
+    assert "skipped" in rows[0] and "class" in rows[0]["skipped"]
+    scored = [r for r in rows if "val" in r]
+    assert [r["itemsets"] for r in scored] == seen and len(set(seen)) > 1
+    best = max(scored, key=lambda r: r["val"])
+    assert chosen.support == best["support"][0] and chosen.threshold_grid == grid
+    # every itemset count is the one Mirage gives at that threshold
+    for r in scored:
+        art = Mirage(MirageConfig(depth=1, support=r["support"][0])).fit(train, num_classes=3)
+        assert r["itemsets"] == art["itemset_class"].numel()
+    with pytest.raises(ValueError, match="no point of threshold_grid"):
+        mirage_module._select_threshold(MirageConfig(depth=1, threshold_grid=((50,),)), train, val, 3,
+                                        {"name": "toy"}, "cpu", 0)
+
+
+def test_threshold_grid_parses_from_the_command_line_form():
+    cfg = config_for("NCI1", {"threshold_grid": "[[440, 570], [420, 550]]"})
+    assert cfg.threshold_grid == ((440, 570), (420, 550))
