@@ -512,3 +512,32 @@ def _tree_sizes(prev_size: torch.Tensor, child: torch.Tensor, owner: torch.Tenso
         )
     return size
 
+
+
+def synthetic_graph_set(num_graphs: int, nodes_per_graph: int, *, extra_edges: int = 2, node_labels: int = 20,
+                     edge_labels: int = 3, seed: int = 0, device: str | torch.device = "cpu"):
+    """A molecule-like random graph set for timing tree ids: every graph is a random recursive tree on
+    ``nodes_per_graph`` nodes (node i > 0 joins a uniformly drawn earlier node) plus ``extra_edges`` random
+    chords, with uniform node labels; an edge's label is (u + v) mod ``edge_labels``, so a chord that repeats
+    an edge repeats its label too. Returns ``(node_code, edge_index, edge_code)`` already passed
+    through :func:`clean_edges` (symmetric, no self-loops, no duplicates), global node ids, built without a
+    per-graph loop."""
+    for key, value, low in (("num_graphs", num_graphs, 1), ("nodes_per_graph", nodes_per_graph, 2),
+                            ("extra_edges", extra_edges, 0), ("node_labels", node_labels, 1),
+                            ("edge_labels", edge_labels, 1)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ValueError(f"{key} must be an integer >= {low}, got {value!r}")
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    G, n = num_graphs, nodes_per_graph
+    base = (torch.arange(G) * n).unsqueeze(1)
+    child = torch.arange(1, n).expand(G, n - 1)
+    parent = (torch.rand(G, n - 1, generator=gen) * child).long()  # uniform over 0..i-1
+    chords = torch.randint(0, n, (2, G, extra_edges), generator=gen)
+    src = torch.cat([(child + base).reshape(-1), (chords[0] + base).reshape(-1)])
+    dst = torch.cat([(parent + base).reshape(-1), (chords[1] + base).reshape(-1)])
+    code = (src + dst) % edge_labels
+    edge_index = torch.stack([torch.cat([src, dst]), torch.cat([dst, src])]).to(device)
+    edge_code = torch.cat([code, code]).to(device)
+    node_code = torch.randint(0, node_labels, (G * n,), generator=gen).to(device)
+    edge_index, edge_code = clean_edges(edge_index, G * n, edge_code, remove_self_loops=True)
+    return node_code, edge_index, edge_code

@@ -53,6 +53,23 @@ def test_g2m_speed_needs_nodes_and_edges_together(capsys):
     assert "--nodes and --edges" in capsys.readouterr().err
 
 
+def test_trees_speed_reports_every_size_and_depth(tmp_path, capsys):
+    png = tmp_path / "trees.png"
+    assert main(["trees-speed", "--graphs", "20,40", "--nodes-per-graph", "8", "--depths", "1,2", "--device", "cpu",
+                 "--plot", str(png), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert [(row["graphs"], row["depth"]) for row in r["rows"]] == [(20, 1), (20, 2), (40, 1), (40, 2)]
+    for row in r["rows"]:
+        assert row["nodes"] == 8 * row["graphs"] and row["seconds"] > 0 and row["distinct_trees"] >= 1
+        assert row["ns_per_edge_round"] == pytest.approx(1e9 * row["seconds"] / (row["directed_edges"] * row["depth"]))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(SystemExit) as exc:
+        main(["trees-speed", "--help"])
+    assert exc.value.code == 0 and "--nodes-per-graph" in capsys.readouterr().out
+    assert main(["trees-speed", "--depths", "0"]) == 2
+    assert "--depths must be comma-separated positive integers" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("verb", ["g2m", "g2m-speed"])
 def test_help(verb, capsys):
     with pytest.raises(SystemExit) as exc:

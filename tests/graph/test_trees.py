@@ -16,6 +16,7 @@ from graph.trees import (
     kmeans_codes,
     quantile_codes,
     rank_pairs,
+    synthetic_graph_set,
 )
 
 
@@ -301,3 +302,26 @@ def test_degree_and_constant_codes():
         discretise(None, "degree", num_rows=3, deg=deg, degree_dim=2)
     const = discretise(None, "exact", num_rows=5, argument="edge_codes")  # no edge features: one code
     assert const.codes.tolist() == [0] * 5 and const.codebook.shape == (1, 0)
+
+
+def test_synthetic_graph_set_is_clean_molecule_like_and_seeded():
+    G, n, extra = 50, 12, 3
+    node_code, edge_index, edge_code = synthetic_graph_set(G, n, extra_edges=extra, node_labels=5, edge_labels=3, seed=1)
+    assert node_code.shape == (G * n,) and int(node_code.max()) < 5
+    # already clean: clean_edges leaves it unchanged
+    again, again_code = clean_edges(edge_index, G * n, edge_code)
+    assert torch.equal(again, edge_index) and torch.equal(again_code, edge_code)
+    src, dst = edge_index
+    assert torch.equal(src // n, dst // n)  # no edge crosses graphs
+    undirected = edge_index.shape[1] // 2
+    assert G * (n - 1) <= undirected <= G * (n - 1 + extra)  # the spanning tree, plus at most the chords
+    # every graph is connected: its spanning tree reaches node 0 from every node
+    parent_edges = (src > dst) & (src % n > 0)
+    assert bool(torch.bincount(src[parent_edges], minlength=G * n).reshape(G, n)[:, 1:].ge(1).all())
+    assert torch.equal(edge_code, (src + dst) % 3)
+    b = synthetic_graph_set(G, n, extra_edges=extra, node_labels=5, edge_labels=3, seed=1)
+    assert all(torch.equal(x, y) for x, y in zip((node_code, edge_index, edge_code), b))
+    with pytest.raises(ValueError, match="nodes_per_graph must be an integer >= 2"):
+        synthetic_graph_set(3, 1)
+    with pytest.raises(ValueError, match="num_graphs"):
+        synthetic_graph_set(0, 5)
