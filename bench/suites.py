@@ -378,8 +378,9 @@ VISION = Suite("vision", "DataDAM and MTT/AST on MNIST and the CIFAR-10 subset a
 
 #: Mirage thresholds, explicit per dataset and depth. Only NCI1 at L=2 is published: the reference config says
 #: {460, 590} for classes 0/1 (counts), and its script steps the grid down by 20 before the first training, so
-#: (440, 570) is what it trains on and what the ``mirage-NCI1`` preset uses; every other value is a library choice, checked offline to give each class between a few
-#: and a few hundred itemsets on the seed-0 80/10/10 training split.
+#: (440, 570) is what it trains on and what the ``mirage-NCI1`` preset uses. Every other value is a library
+#: choice, checked offline to give each class between a few and a few hundred itemsets on the seed-0 80/10/10
+#: training split.
 MIRAGE_THRESHOLDS: dict[tuple[str, int], dict[str, Any]] = {
     ("MUTAG", 2): {"support": 0.3},
     ("MUTAG", 3): {"support": 0.3},

@@ -117,9 +117,10 @@ def cmd_speed(args: argparse.Namespace) -> None:
 
 def _int_list(text: str, name: str) -> list[int]:
     from condense.cli import CliError
+    from condense.config import parse_value
 
     try:
-        values = [int(v) for v in text.split(",") if v.strip()]
+        values = list(parse_value(tuple[int, ...], text, name))
     except ValueError:
         values = []
     if not values or min(values) < 1:
@@ -128,8 +129,6 @@ def _int_list(text: str, name: str) -> list[int]:
 
 
 def cmd_trees_speed(args: argparse.Namespace) -> None:
-    import torch
-
     from condense.cli import emit
     from condense.runtime import Meter, resolve_device
     from graph.trees import computation_trees, synthetic_graph_set
@@ -146,10 +145,8 @@ def cmd_trees_speed(args: argparse.Namespace) -> None:
             device=device)
         edges = int(edge_index.shape[1])
         for depth in depths:
-            with Meter(device) as meter:
+            with Meter(device) as meter:  # the meter synchronises CUDA before reading the clock
                 trees = computation_trees(node_code, edge_index, depth, edge_code)
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
             wall = meter.result.wall_s
             rows.append({"graphs": g, "nodes": int(node_code.numel()), "directed_edges": edges, "depth": depth,
                          "seconds": wall, "peak_rss_mb": meter.result.peak_rss_mb,
@@ -200,8 +197,7 @@ def _plot_trees_speed(rows: list[dict], path: str) -> str:
     ax.legend()
     fig.tight_layout()
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_target(out) as tmp:
+    with atomic_target(out) as tmp:  # creates the folder; a crash never leaves half a PNG
         fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)
     return str(out)

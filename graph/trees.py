@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from condense.runtime import generator
+
 #: Integer keys are packed while their range product stays below this bound (int64 with headroom).
 PACK_LIMIT = 2**62
 #: Tree node counts n_l(c) must stay below this bound (int64 with headroom).
@@ -513,9 +515,8 @@ def _tree_sizes(prev_size: torch.Tensor, child: torch.Tensor, owner: torch.Tenso
     return size
 
 
-
 def synthetic_graph_set(num_graphs: int, nodes_per_graph: int, *, extra_edges: int = 2, node_labels: int = 20,
-                     edge_labels: int = 3, seed: int = 0, device: str | torch.device = "cpu"):
+                        edge_labels: int = 3, seed: int = 0, device: str | torch.device = "cpu"):
     """A molecule-like random graph set for timing tree ids: every graph is a random recursive tree on
     ``nodes_per_graph`` nodes (node i > 0 joins a uniformly drawn earlier node) plus ``extra_edges`` random
     chords, with uniform node labels; an edge's label is (u + v) mod ``edge_labels``, so a chord that repeats
@@ -527,7 +528,7 @@ def synthetic_graph_set(num_graphs: int, nodes_per_graph: int, *, extra_edges: i
                             ("edge_labels", edge_labels, 1)):
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise ValueError(f"{key} must be an integer >= {low}, got {value!r}")
-    gen = torch.Generator(device="cpu").manual_seed(seed)
+    gen = generator(seed, "cpu")  # drawn on the CPU so a seed gives the same set on every device
     G, n = num_graphs, nodes_per_graph
     base = (torch.arange(G) * n).unsqueeze(1)
     child = torch.arange(1, n).expand(G, n - 1)
