@@ -1,4 +1,4 @@
-"""Runtime: device choice, seeding, deterministic mode, and a wall-time / peak-memory meter."""
+"""Runtime: device choice, seeding, deterministic mode, subnormal flushing, and a wall-time / peak-memory meter."""
 from __future__ import annotations
 
 import os
@@ -88,6 +88,31 @@ def deterministic(enabled: bool = True) -> Iterator[None]:
             os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
         else:
             os.environ["CUBLAS_WORKSPACE_CONFIG"] = prev[3]
+
+
+_flush_depth = 0
+
+
+@contextmanager
+def flush_denormals() -> Iterator[None]:
+    """Flush subnormal floats to zero on the CPU while the block runs (``torch.set_flush_denormal``).
+
+    Long CPU trainings with weight decay drive some weights and Adam moments into the subnormal range, where
+    every arithmetic instruction is many times slower: NCI1 GIN epochs went from 1.0 s to 3-4 s after about 220
+    epochs. Values below ``torch.finfo(dtype).tiny`` change the model by less than float rounding does. Nested
+    blocks share one setting, switched off when the outermost exits (torch offers no getter to restore a user's
+    own setting). No effect on CUDA tensors.
+    """
+    global _flush_depth
+    if _flush_depth == 0:
+        torch.set_flush_denormal(True)
+    _flush_depth += 1
+    try:
+        yield
+    finally:
+        _flush_depth -= 1
+        if _flush_depth == 0:
+            torch.set_flush_denormal(False)
 
 
 # -- memory ------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from condense.runtime import Meter, deterministic, generator, resolve_device, seed_everything
+from condense.runtime import Meter, deterministic, flush_denormals, generator, resolve_device, seed_everything
 
 
 def test_resolve_device():
@@ -46,6 +46,24 @@ def test_deterministic_mode_is_scoped():
     with deterministic():
         assert torch.are_deterministic_algorithms_enabled()
     assert torch.are_deterministic_algorithms_enabled() == before
+
+
+def test_flush_denormals_is_scoped_and_nests():
+    if not torch.set_flush_denormal(False):  # returns whether this CPU supports the setting
+        pytest.skip("this CPU cannot flush subnormals")
+    tiny = torch.finfo(torch.float32).tiny  # smallest normal float32, 1.18e-38
+    a = torch.tensor([tiny])
+
+    def product() -> float:  # tiny / 4 is subnormal: kept as such by default, zero when flushed
+        return float(a * 0.25)
+
+    assert product() == pytest.approx(tiny / 4, rel=1e-6)
+    with flush_denormals():
+        assert product() == 0.0
+        with flush_denormals():
+            assert product() == 0.0
+        assert product() == 0.0  # the inner block's exit leaves the outer one flushing
+    assert product() == pytest.approx(tiny / 4, rel=1e-6)
 
 
 def test_meter_records_wall_time_and_peak_memory():
