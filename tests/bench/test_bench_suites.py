@@ -119,6 +119,8 @@ def test_named_suites_cover_the_issue():
     assert MIRAGE_THRESHOLDS[("NCI1", 2)] == {"support": [440, 570]}
     assert list(MIRAGE_PRESETS["mirage-NCI1"]["support"]) == [440, 570]
     assert {c.model for c in graph} == {"gin", "gcn", "gat"}
+    nci1_l2 = {json.dumps(c.config["support"]) for c in graph if (c.dataset, c.budget["depth"]) == ("NCI1", 2)}
+    assert nci1_l2 == {"[440, 570]", "0.1"}  # the published point and the issue's --support 0.1
     g2m = expand(SUITES["g2m"])
     assert {c.config["teacher"] for c in g2m} == {"gcn", "sage", "gat"} and {c.dataset for c in g2m} == {"cora"}
     mtt = [c for c in smoke if c.method == "mtt"][0]
