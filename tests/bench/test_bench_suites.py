@@ -113,7 +113,7 @@ def test_named_suites_cover_the_issue():
         (m, d, k) for m in ("datadam", "mtt", "ast") for d in ("mnist", "cifar10-subset") for k in (1, 10, 50)}
     graph = expand(SUITES["graph"])
     assert {(c.dataset, c.budget["depth"]) for c in graph} == {
-        (d, L) for d in ("MUTAG", "NCI1", "PTC_MR", "ENZYMES") for L in (2, 3)}
+        (d, L) for d in ("MUTAG", "NCI1", "PTC_MR", "ENZYMES") for L in (2, 3)} | {("ENZYMES", 1)}
     assert all("support" in c.config for c in graph)  # thresholds always explicit
     # the first point of the published grid the reference trains on, and the method's own preset
     assert MIRAGE_THRESHOLDS[("NCI1", 2)] == {"support": [440, 570]}
