@@ -386,7 +386,8 @@ MIRAGE_THRESHOLDS: dict[tuple[str, int], dict[str, Any]] = {
     ("MUTAG", 3): {"support": 0.3},
     ("NCI1", 2): {"support": [440, 570]},  # the preset: the published grid's first trained point
     ("NCI1", 3): {"support": 0.1},
-    ("PTC_MR", 2): {"support": 0.1},
+    # the best GIN validation ROC-AUC (3 seeds) of θ 0.05 / 0.1 / 0.2 at L=2 and 0.1 / 0.2 at L=1
+    ("PTC_MR", 2): {"support": 0.05},
     ("PTC_MR", 3): {"support": 0.05},
     # 18 continuous attributes through 3 k-means codes; at L=3 no single fraction gives every class itemsets
     # without an explosion from near-duplicate graphs, hence the itemset-size cap
