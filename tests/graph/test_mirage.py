@@ -344,3 +344,16 @@ def test_threshold_grid_keeps_the_best_validation_point_and_skips_empty_classes(
 def test_threshold_grid_parses_from_the_command_line_form():
     cfg = config_for("NCI1", {"threshold_grid": "[[440, 570], [420, 550]]"})
     assert cfg.threshold_grid == ((440, 570), (420, 550))
+
+
+def test_training_flushes_subnormals_only_while_it_runs(monkeypatch):
+    graphs = toy_graphs()
+    art = Mirage(MirageConfig(depth=1, support=3)).fit(graphs)
+    view, real = training_graphs(art), real_graphs(PackedGraphs.from_graphs(graphs), art)
+    calls = []
+    original = torch.set_flush_denormal
+    monkeypatch.setattr(torch, "set_flush_denormal", lambda mode: calls.append(mode) or original(mode))
+    train_run(view, real, real, EvalConfig(layers=1, hidden=8, epochs=2, batch_size=4, runs=1), num_classes=3, seed=0)
+    assert calls == [True, False]
+    tiny = torch.finfo(torch.float32).tiny
+    assert float(torch.tensor([tiny]) * 0.25) > 0  # subnormals are kept again after training
