@@ -421,7 +421,8 @@ ENZYMES_DEPTH_1 = Grid("mirage", ("ENZYMES",), budgets=({"depth": 1},),
                        config={"support": 0.1, "node_codes": "kmeans", "n_codes": 4},
                        models=("gin", "gcn", "gat"), runs=10, notes="chosen by GIN validation accuracy")
 
-GRAPH = Suite("graph", "Mirage on MUTAG, NCI1, PTC_MR and ENZYMES at L = 2 and 3, GIN/GCN/GAT, 10 runs",
+GRAPH = Suite("graph", "Mirage on MUTAG, NCI1, PTC_MR and ENZYMES at L = 2 and 3 (and NCI1 at θ 0.1, ENZYMES at L = 1), "
+              "GIN/GCN/GAT, 10 runs",
               (*_mirage_grids(("gin", "gcn", "gat"), 10), NCI1_SUPPORT_10, ENZYMES_DEPTH_1))
 
 #: FF-G2M's evaluator retrains teacher, MLP, GLNN and FF-G2M over ``runs`` seeds (seed, seed+1, ...) when asked
