@@ -52,7 +52,7 @@ def test_list(capsys, suite_file, fake):
     code, stdout, _ = run_cli(capsys, "bench", "list", "--json")
     suites = {s["name"]: s for s in json.loads(stdout)["suites"]}
     assert code == 0 and {"smoke", "vision", "graph", "g2m", "paper"} <= set(suites)
-    assert suites["graph"]["cells"] == 24
+    assert suites["graph"]["cells"] == 30  # 4 datasets x L 2, 3 x 3 GNNs, plus NCI1 at θ 0.1 and ENZYMES at L 1
     assert {g["method"] for g in suites["smoke"]["grids"]} == {"datadam", "mtt", "mirage", "ffg2m"}
     code, stdout, _ = run_cli(capsys, "bench", "list", str(suite_file), "--plugin", fake.__file__, "--json")
     (suite,) = json.loads(stdout)["suites"]
