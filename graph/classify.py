@@ -175,6 +175,7 @@ def _predict(model: GraphClassifier, pack: PackedGraphs) -> torch.Tensor:
     return torch.softmax(model(pack), dim=-1)
 
 
+@flush_denormals()  # long CPU runs otherwise slow down 3-4x once weights turn subnormal
 def train_run(
     train: PackedGraphs,
     val: PackedGraphs,
@@ -207,29 +208,28 @@ def train_run(
     best_val = {"accuracy": best_score.clone(), "roc_auc": best_score.clone()}
     support = train.weight if sampling != "each_once" else None
     t0 = time.perf_counter()
-    with flush_denormals():  # long CPU runs otherwise slow down 3-4x once weights turn subnormal
-        for epoch in range(cfg.epochs):
-            model.train()
-            order = epoch_order(train.num_graphs, sampling, gen, support=support, classes=train.y)
-            for start in range(0, order.numel(), cfg.batch_size):
-                batch = train.select(order[start:start + cfg.batch_size])
-                loss = torch.nn.functional.cross_entropy(model(batch), batch.y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            model.eval()
-            with torch.no_grad():
-                v = epoch_metrics(_predict(model, val).unsqueeze(0), val.y)
-                score = torch.nan_to_num(v[selection][0], nan=-math.inf)
-                better = score >= best_score
-                best_score = torch.where(better, score, best_score)
-                best_epoch = torch.where(better, torch.tensor(epoch, device=device), best_epoch)
-                for key in best_val:
-                    best_val[key] = torch.where(better, v[key][0], best_val[key])
-                for key, value in state.items():
-                    best_state[key].copy_(torch.where(better, value, best_state[key]))
-            if bar is not None:
-                bar.update(loss=loss)
+    for epoch in range(cfg.epochs):
+        model.train()
+        order = epoch_order(train.num_graphs, sampling, gen, support=support, classes=train.y)
+        for start in range(0, order.numel(), cfg.batch_size):
+            batch = train.select(order[start:start + cfg.batch_size])
+            loss = torch.nn.functional.cross_entropy(model(batch), batch.y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        model.eval()
+        with torch.no_grad():
+            v = epoch_metrics(_predict(model, val).unsqueeze(0), val.y)
+            score = torch.nan_to_num(v[selection][0], nan=-math.inf)
+            better = score >= best_score
+            best_score = torch.where(better, score, best_score)
+            best_epoch = torch.where(better, torch.tensor(epoch, device=device), best_epoch)
+            for key in best_val:
+                best_val[key] = torch.where(better, v[key][0], best_val[key])
+            for key, value in state.items():
+                best_state[key].copy_(torch.where(better, value, best_state[key]))
+        if bar is not None:
+            bar.update(loss=loss)
     seconds = time.perf_counter() - t0
     model.load_state_dict(best_state)
     model.eval()
