@@ -408,7 +408,7 @@ def _mirage_grids(models: tuple[str, ...], runs: int, evaluation: Mapping[str, A
 
 
 #: NCI1 at L = 2 a second time with θ = 10 % of each class (the issue's own ``--support 0.1`` command), keeping the
-#: preset's class-exclusive filter: 286 itemsets (5 + 281), where the published point keeps 6 (3 + 3)
+#: preset's class-exclusive filter: 286 itemsets (5 + 281), where the published point keeps 6 (2 + 4)
 NCI1_SUPPORT_10 = Grid("mirage", ("NCI1",), budgets=({"depth": 2},), config={"support": 0.1},
                        models=("gin", "gcn", "gat"), runs=10,
                        notes="θ = 0.1 per class (the issue's command), class-exclusive as the preset")
