@@ -13,8 +13,8 @@ def _add_json(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    from bench.runner import run_suite
-    from bench.suites import get_suite, parse_shard
+    from condense.bench.runner import run_suite
+    from condense.bench.suites import get_suite, parse_shard
     from condense.cli import emit
 
     suite = get_suite(args.suite)
@@ -26,7 +26,7 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from bench.report import render
+    from condense.bench.report import render
     from condense.cli import emit
 
     summary = render(args.results, args.out, plots_enabled=not args.no_plots)
@@ -36,7 +36,7 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def cmd_merge(args: argparse.Namespace) -> None:
-    from bench import results
+    from condense.bench import results
     from condense.cli import emit
 
     merged = results.merge(args.results)
@@ -46,8 +46,8 @@ def cmd_merge(args: argparse.Namespace) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> None:
-    from bench.execute import load_plugins
-    from bench.suites import SUITES, expand, format_kv, get_suite
+    from condense.bench.execute import load_plugins
+    from condense.bench.suites import SUITES, expand, format_kv, get_suite
     from condense import registry
     from condense.cli import emit
 

@@ -13,7 +13,7 @@ folder, so a cell that differs only in evaluation, or a rerun after an interrupt
 reuses the artifact instead of distilling again (the record says ``"reused": true`` and carries the original
 measurement). A method's own checkpoints live in the same folder, so an interrupted distillation resumes.
 
-Run as ``python -m bench.execute SPEC.json RECORD.json``, this module is the runner's per-cell worker
+Run as ``python -m condense.bench.execute SPEC.json RECORD.json``, this module is the runner's per-cell worker
 process: it reads the cell from SPEC, writes the record to RECORD atomically and exits 0, also when the cell
 itself failed (the error is in the record).
 """
@@ -35,8 +35,8 @@ import traceback
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from bench import results
-from bench.suites import PREP_REF, Cell, Prepare, digest
+from condense.bench import results
+from condense.bench.suites import PREP_REF, Cell, Prepare, digest
 
 DISTILL_SIDECAR = "bench-distill.json"
 PREPARED_MARKER = ".bench-prepared.json"
@@ -67,14 +67,14 @@ def load_plugins(specs: Sequence[str]) -> None:
 
 
 def source_root() -> Path:
-    """The folder holding the ``bench`` package (worker processes put it first on ``PYTHONPATH``)."""
+    """The folder above the bench's source folder: the source checkout in an editable install (for its commit)."""
     return Path(__file__).resolve().parents[1]
 
 
 def child_env(data_root: str | None) -> dict[str, str]:
-    """Environment for worker and preparation processes: same code, same data root."""
+    """Environment for worker and preparation processes: the same interpreter (and so the same installed
+    condense), the same data root."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(source_root())] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     if data_root is not None:
         env["CONDENSE_DATA"] = str(data_root)
     return env
@@ -297,7 +297,7 @@ def _terminate(signum, frame):  # noqa: ARG001 - signal handler signature
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 2:
-        print("usage: python -m bench.execute SPEC.json RECORD.json", file=sys.stderr)
+        print("usage: python -m condense.bench.execute SPEC.json RECORD.json", file=sys.stderr)
         return 2
     os.dup2(2, 1)  # anything a method prints goes to stderr: the runner's stdout is reserved for --json
     signal.signal(signal.SIGTERM, _terminate)

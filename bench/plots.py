@@ -1,8 +1,8 @@
 """Bench plots (matplotlib, Agg backend, PNG files): accuracy vs compression and distillation time.
 
-Every function takes the aggregated :class:`bench.report.Row` objects, writes one PNG and returns its path;
+Every function takes the aggregated :class:`condense.bench.report.Row` objects, writes one PNG and returns its path;
 nothing here decides what to compare, only how it looks. (Grids of synthetic images come from the vision
-toolkit's own writer, ``vision.plots.save_grid``, which knows how its artifacts are preprocessed.)
+toolkit's own writer, ``condense.vision.plots.save_grid``, which knows how its artifacts are preprocessed.)
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ counts; mean ± population std, as the specs report); :func:`render` writes ``re
 
 * one section per family (artifact kind: synthetic image sets, computation-tree sets, MLP students), with a
   table per metric: this library's number for the distilled set and for every baseline the evaluator trained
-  (random real, herding, full data, teacher, ...), the published number from :mod:`bench.anchors` and the
+  (random real, herding, full data, teacher, ...), the published number from :mod:`condense.bench.anchors` and the
   difference, compression ratios (samples and bytes), distillation time and peak memory;
 * the published numbers for the datasets present, as context (including "not retrieved" ones);
 * failed cells with their errors, and where the numbers were measured;
@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from bench import anchors, plots, results
+from condense.bench import anchors, plots, results
 from condense.artifacts import write_atomic
-from bench.suites import canonical_json, format_kv
+from condense.bench.suites import canonical_json, format_kv
 
 FAMILY_TITLES = {
     "ImageSet": "Synthetic image sets",
@@ -295,7 +295,7 @@ def _context(rows: Sequence[Row], kind: str, notes: _Notes) -> list[str]:
 
 
 def _failed(records: Sequence[Mapping[str, Any]]) -> list[str]:
-    from bench.suites import describe
+    from condense.bench.suites import describe
 
     bad = [r for r in records if r.get("status") != "ok"]
     if not bad:
@@ -319,9 +319,9 @@ def _environment(records: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def _grid_writer():
-    """The vision toolkit's PNG grid writer (``vision.plots.save_grid``), or None where it is not installed."""
+    """The vision toolkit's PNG grid writer (``condense.vision.plots.save_grid``), or None where it is not installed."""
     try:
-        from vision.plots import save_grid
+        from condense.vision.plots import save_grid
     except ImportError:
         return None
     return save_grid
@@ -336,7 +336,7 @@ def _image_grids(rows: Sequence[Row], out_dir: Path, pngs: list[Path]) -> list[s
         return []
     save_grid = _grid_writer()
     if save_grid is None:
-        return ["*Synthetic image grids need the vision toolkit (`vision.plots`), which is not installed here.*", ""]
+        return ["*Synthetic image grids need the vision toolkit (`condense.vision.plots`), which is not installed here.*", ""]
     lines = []
     for row in image_rows:
         first = min(row.records, key=lambda r: r["seed"])

@@ -69,7 +69,7 @@ def percent(metric: Mapping[str, Any] | None) -> str:
 
 def summarise(record: Mapping[str, Any]) -> str:
     """One line about a record: the primary metric of every trained set, compression and time, or the error."""
-    from bench.suites import describe
+    from condense.bench.suites import describe
 
     head = describe(record)
     if record.get("status") != "ok":

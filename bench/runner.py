@@ -5,9 +5,9 @@ For every cell of the suite (or of one shard of it) the runner
 1. skips it when its key is already in the results file (so an interrupted run resumes where it stopped;
    with ``retry_failed`` a cell recorded as failed runs again);
 2. skips it, with one note per method, when the method's module is not installed;
-3. runs it (:func:`bench.execute.execute`) and appends its record as one JSON line, also when it failed.
+3. runs it (:func:`condense.bench.execute.execute`) and appends its record as one JSON line, also when it failed.
 
-**Isolation.** By default each cell runs in its own worker process (``python -m bench.execute``). That costs
+**Isolation.** By default each cell runs in its own worker process (``python -m condense.bench.execute``). That costs
 the interpreter start-up (about 3 s on a small CPU, nothing next to a distillation) and buys what a benchmark
 needs: peak host and GPU memory measured for that cell alone, no CUDA context, allocator cache or leaked
 state carried from one cell into the next, a cell that crashes the interpreter (segfault, a poisoned CUDA
@@ -30,9 +30,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from bench import results
-from bench.execute import base_record, child_env, environment, error_info, execute, load_plugins
-from bench.suites import Cell, Suite, expand, shard as shard_cells
+from condense.bench import results
+from condense.bench.execute import base_record, child_env, environment, error_info, execute, load_plugins
+from condense.bench.suites import Cell, Suite, expand, shard as shard_cells
 
 ISOLATIONS = ("process", "inline")
 #: seconds a worker gets to exit after SIGTERM before it is killed
@@ -79,7 +79,7 @@ def default_work_dir(results_path: str | os.PathLike) -> Path:
 
 def _worker_record(cell: Cell, *, device: str, data_root: str | None, work_dir: Path, results_dir: Path,
                    env: dict, plugins: Sequence[str], timeout: float | None) -> dict:
-    """Run ``cell`` in a fresh ``python -m bench.execute`` process and return the record it wrote."""
+    """Run ``cell`` in a fresh ``python -m condense.bench.execute`` process and return the record it wrote."""
     from condense.progress import is_quiet
 
     tmp = work_dir / "tmp"
@@ -90,7 +90,7 @@ def _worker_record(cell: Cell, *, device: str, data_root: str | None, work_dir: 
     spec = {"cell": cell.as_dict(), "device": env["device"], "data_root": data_root, "work_dir": str(work_dir),
             "results_dir": str(results_dir), "env": env["record"], "plugins": list(plugins), "quiet": is_quiet()}
     spec_path.write_text(json.dumps(results.jsonable(spec)))
-    proc = subprocess.Popen([sys.executable, "-m", "bench.execute", str(spec_path), str(record_path)],
+    proc = subprocess.Popen([sys.executable, "-m", "condense.bench.execute", str(spec_path), str(record_path)],
                             env=child_env(data_root), stdin=subprocess.DEVNULL)
     try:
         try:

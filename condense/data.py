@@ -116,7 +116,7 @@ def _tu(name: str, extra: tuple[str, ...] = ("node_labels",)) -> DatasetInfo:
         description=f"TU dataset {name} (Morris et al. 2020)",
         folders=(f"tu/{name}/raw", f"TUDataset/{name}/raw", f"{name}/raw"),
         files=files,
-        loader="graph.data:load_tu",
+        loader="condense.graph.data:load_tu",
     )
 
 
@@ -129,7 +129,7 @@ def _planetoid(name: str) -> DatasetInfo:
         description=f"{name} citation graph, Planetoid public split (Yang et al. 2016)",
         folders=(f"planetoid/{name}/raw", f"Planetoid/{name}/raw", f"{name}/raw"),
         files=files,
-        loader="graph.data:load_planetoid",
+        loader="condense.graph.data:load_planetoid",
     )
 
 
@@ -140,7 +140,7 @@ def _pyg_npz(name: str, folder: str, file: str, description: str) -> DatasetInfo
         description=description,
         folders=(f"{folder}/raw", f"{folder.split('/')[-1]}/raw"),
         files=((file,),),
-        loader="graph.data:load_npz_graph",
+        loader="condense.graph.data:load_npz_graph",
     )
 
 
@@ -148,18 +148,18 @@ CATALOGUE: dict[str, DatasetInfo] = {
     d.name: d
     for d in (
         DatasetInfo("digits", "image", "scikit-learn's 1797 real 8x8 digits (built in; 1437/360 stratified split)",
-                    (), (), builtin=True, loader="vision.data:load_images"),
+                    (), (), builtin=True, loader="condense.vision.data:load_images"),
         DatasetInfo("mnist", "image", "MNIST 28x28 digits, 60k/10k (raw idx files)", ("MNIST/raw",), _idx("mnist"),
-                    loader="vision.data:load_images"),
+                    loader="condense.vision.data:load_images"),
         DatasetInfo("fashion-mnist", "image", "Fashion-MNIST 28x28, 60k/10k (raw idx files)", ("FashionMNIST/raw",),
-                    _idx("fashion"), loader="vision.data:load_images"),
+                    _idx("fashion"), loader="condense.vision.data:load_images"),
         DatasetInfo("cifar10", "image", "CIFAR-10 32x32, 50k/10k (cifar-10-batches-py)", ("cifar-10-batches-py",),
                     tuple((f"data_batch_{i}",) for i in range(1, 6)) + (("test_batch",), ("batches.meta",)),
-                    loader="vision.data:load_images"),
+                    loader="condense.vision.data:load_images"),
         DatasetInfo("cifar100", "image", "CIFAR-100 32x32, 50k/10k (cifar-100-python)", ("cifar-100-python",),
-                    (("train",), ("test",), ("meta",)), loader="vision.data:load_images"),
+                    (("train",), ("test",), ("meta",)), loader="condense.vision.data:load_images"),
         DatasetInfo("cifar10-subset", "image", "CIFAR-10, first 4000 train / 1000 test images (.npz)",
-                    ("cifar10_subset",), (("cifar10_subset_5k.npz",),), loader="vision.data:load_images"),
+                    ("cifar10_subset",), (("cifar10_subset_5k.npz",),), loader="condense.vision.data:load_images"),
         _tu("MUTAG", ("node_labels", "edge_labels")),
         _tu("NCI1"),
         _tu("PTC_MR", ("node_labels", "edge_labels")),
@@ -177,7 +177,7 @@ CATALOGUE: dict[str, DatasetInfo] = {
         _pyg_npz("coauthor-physics", "coauthor/Physics", "ms_academic_phy.npz",
                  "Coauthor-Physics co-authorship graph (Shchur et al. 2018), random 20/class splits"),
         DatasetInfo("karate", "node-classification", "networkx's Zachary karate club (built in; 34 nodes, 2 factions)",
-                    (), (), builtin=True, loader="graph.data:load_karate"),
+                    (), (), builtin=True, loader="condense.graph.data:load_karate"),
     )
 }
 

@@ -78,7 +78,7 @@ def unregister(name: str) -> None:
 for _entry in (
     MethodEntry(
         name="datadam",
-        target="vision.datadam:run",
+        target="condense.vision.datadam:run",
         family="vision",
         produces="ImageSet",
         summary="image dataset distillation by spatial-attention and embedding matching",
@@ -92,7 +92,7 @@ for _entry in (
     ),
     MethodEntry(
         name="mtt",
-        target="vision.trajectory:run",
+        target="condense.vision.trajectory:run",
         family="vision",
         produces="ImageSet",
         summary="image dataset distillation by matching expert training trajectories (with AST options)",
@@ -107,7 +107,7 @@ for _entry in (
     ),
     MethodEntry(
         name="mirage",
-        target="graph.mirage:run",
+        target="condense.graph.mirage:run",
         family="graph",
         produces="TreeSet",
         summary="graph-classification distillation by frequent computation-tree itemsets",
@@ -120,7 +120,7 @@ for _entry in (
     ),
     MethodEntry(
         name="ffg2m",
-        target="graph.g2m:run",
+        target="condense.graph.g2m:run",
         family="graph",
         produces="Student",
         summary="GNN-to-MLP distillation of low- and high-frequency knowledge",
@@ -187,9 +187,9 @@ def distill(name: str, **kwargs: Any):
 #:
 #: Metrics are fractions in [0, 1] (accuracy, roc_auc); std is the population std over runs.
 EVALUATORS: dict[str, str] = {
-    "ImageSet": "vision.evaluate:evaluate_artifact",
-    "TreeSet": "graph.mirage:evaluate_artifact",
-    "Student": "graph.g2m:evaluate_artifact",
+    "ImageSet": "condense.vision.evaluate:evaluate_artifact",
+    "TreeSet": "condense.graph.mirage:evaluate_artifact",
+    "Student": "condense.graph.g2m:evaluate_artifact",
 }
 
 def run_stats(values) -> dict[str, Any]:
@@ -206,9 +206,9 @@ def run_stats(values) -> dict[str, Any]:
 CLI_HOOKS: tuple[str, ...] = (
     # "module:function" taking the CLI's subparsers object and adding verbs (buffer, g2m, bench, ...);
     # these modules import only argparse at top level and defer heavy imports to their handlers
-    "vision.cli:add_commands",
-    "graph.cli:add_commands",
-    "bench.cli:add_commands",
+    "condense.vision.cli:add_commands",
+    "condense.graph.cli:add_commands",
+    "condense.bench.cli:add_commands",
 )
 
 

@@ -74,7 +74,7 @@ def feature_bytes(x: torch.Tensor | None, convention: str) -> int:
 
 
 def graph_set_bytes(pack, convention: str) -> dict[str, int]:
-    """Bytes of a :class:`graph.nets.PackedGraphs` as the data a distilled set replaces, by array and in total."""
+    """Bytes of a :class:`condense.graph.nets.PackedGraphs` as the data a distilled set replaces, by array and in total."""
     parts = {
         "edge_index": int_array_bytes(pack.edge_index, convention),
         "x": feature_bytes(pack.x, convention),

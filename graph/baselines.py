@@ -11,14 +11,14 @@
 
 An order is cut at a fixed number of graphs per class (:func:`take_per_class`), or at a byte budget
 (:func:`take_by_bytes`: classes take their next graph in turn while it fits, so the selection costs at most
-the budget under the ``storage`` convention of :mod:`graph.accounting`, and every class keeps at least one
+the budget under the ``storage`` convention of :mod:`condense.graph.accounting`, and every class keeps at least one
 graph).
 """
 from __future__ import annotations
 
 import torch
 
-from graph.accounting import per_graph_storage_bytes
+from condense.graph.accounting import per_graph_storage_bytes
 
 #: The bytes of a graph subset beyond its graphs' own bytes: the first graph_ptr entry (int64).
 SUBSET_OVERHEAD_BYTES = 8

@@ -31,7 +31,7 @@ from condense.config import require
 from condense.progress import Progress
 from condense.registry import run_stats
 from condense.runtime import flush_denormals, generator, seed_everything
-from graph.nets import GNNConfig, GraphClassifier, PackedGraphs
+from condense.graph.nets import GNNConfig, GraphClassifier, PackedGraphs
 
 SAMPLING = ("each_once", "support", "support_per_class")
 REPORTS = ("all_seeds", "top5_of_10_by_val")

@@ -44,7 +44,7 @@ def add_commands(subparsers) -> None:
 
     t = subparsers.add_parser(
         "trees-speed", help="Mirage tree-id throughput on random molecule-like graph sets of growing size",
-        description="Time the exact computation-tree relabelling (graph.trees.computation_trees) on random graph "
+        description="Time the exact computation-tree relabelling (condense.graph.trees.computation_trees) on random graph "
                     "sets (random recursive trees plus chords, uniform labels) for every --graphs x --depths "
                     "pair; print seconds, peak RSS and nanoseconds per (directed edge x round), which stays "
                     "roughly flat when the cost grows linearly with edges times depth.")
@@ -70,7 +70,7 @@ def cmd_g2m(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from condense.cli import _overrides, emit
-    from graph import g2m
+    from condense.graph import g2m
 
     overrides = dict(_overrides(args))
     if args.setting is not None:
@@ -98,7 +98,7 @@ def cmd_g2m(args: argparse.Namespace) -> None:
 
 def cmd_speed(args: argparse.Namespace) -> None:
     from condense.cli import CliError, _overrides, emit
-    from graph import g2m
+    from condense.graph import g2m
 
     overrides = dict(_overrides(args))
     if (args.nodes is None) != (args.edges is None):
@@ -131,7 +131,7 @@ def _int_list(text: str, name: str) -> list[int]:
 def cmd_trees_speed(args: argparse.Namespace) -> None:
     from condense.cli import emit
     from condense.runtime import Meter, resolve_device
-    from graph.trees import computation_trees, synthetic_graph_set
+    from condense.graph.trees import computation_trees, synthetic_graph_set
 
     device = resolve_device(args.device)
     graphs, depths = _int_list(args.graphs, "--graphs"), _int_list(args.depths, "--depths")

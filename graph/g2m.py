@@ -1,7 +1,7 @@
 """FF-G2M: full-frequency GNN-to-MLP distillation (Wu, Lin, Huang, Fan, Li, AAAI 2024), with the GLNN (Zhang et
 al., ICLR 2022) and plain-MLP baselines and the low-/high-frequency ablations.
 
-A GNN teacher (:mod:`graph.teachers`) is trained on the graph; an MLP student with the teacher's depth and width
+A GNN teacher (:mod:`condense.graph.teachers`) is trained on the graph; an MLP student with the teacher's depth and width
 then learns from node features alone. With student logits :math:`h`, fixed teacher logits :math:`z`,
 :math:`p_T(v) = \\mathrm{softmax}(z_v)`, :math:`\\mathrm{KL}(P \\| Q) = \\sum_k P_k (\\log P_k - \\log Q_k)` and
 means over the listed rows (the losses as the official FF-G2M code computes them):
@@ -57,7 +57,7 @@ from condense.config import apply_overrides, from_dict, require, to_dict
 from condense.progress import get_logger, quiet as quiet_mode
 from condense.registry import run_stats
 from condense.runtime import Meter, generator, resolve_device, seed_everything
-from graph.teachers import (
+from condense.graph.teachers import (
     TEACHERS,
     MLP,
     PreparedGraph,
@@ -309,7 +309,7 @@ def inductive_split(test: Tensor, rate: float, gen: torch.Generator) -> tuple[Te
 
 def row_normalise(x: Tensor) -> Tensor:
     """Each row divided by its sum (rows summing to 0 stay 0), as DGL's citation loaders do."""
-    from graph.data import row_normalise as _row
+    from condense.graph.data import row_normalise as _row
 
     return _row(x)
 
@@ -321,7 +321,7 @@ _FEATURE_NORMS = {"none": lambda x: x, "row": row_normalise}
 def as_pyg(graph: Any):
     """A PyG ``Data`` from a PyG ``Data`` or a ``dgl.DGLGraph`` (node data ``feat``/``label`` and masks)."""
     if type(graph).__module__.startswith("dgl"):
-        from graph.data import from_dgl
+        from condense.graph.data import from_dgl
 
         return from_dgl(graph)
     if not all(hasattr(graph, k) for k in ("x", "edge_index")):
@@ -333,7 +333,7 @@ def as_pyg(graph: Any):
 def load_node_graph(name: str, data_root=None):
     """A node-classification dataset from the catalogue, features unnormalised."""
     from condense.data import canonical_name, info
-    from graph.data import load_graph
+    from condense.graph.data import load_graph
 
     key = canonical_name(name)
     if info(key).family != "node-classification":
@@ -400,7 +400,7 @@ def _validate_node_data(x: Any, y: Any, num_classes: int | None) -> tuple[Tensor
 def prepare_problem(graph: Any, cfg: G2MConfig, *, seed: int, device: torch.device, name: str | None = None,
                     train_per_class: int | None = None) -> NodeProblem:
     """Validate ``graph``, normalise features, prepare the graph (§2), draw the split and the inductive hold-out."""
-    from graph.data import fingerprint
+    from condense.graph.data import fingerprint
 
     data = as_pyg(graph)
     name = name or "graph"
@@ -877,7 +877,7 @@ def inference_benchmark(student: nn.Module, teacher: nn.Module, x: Tensor, edges
 
 
 def _edge_list_teachers() -> tuple[type, ...]:
-    from graph.teachers import GAT
+    from condense.graph.teachers import GAT
 
     return (GAT,)
 
@@ -955,7 +955,7 @@ def evaluate_artifact(artifact: Student, *, model: str | None = None, runs: int 
     art_seed = int(artifact.meta.get("seed") or 0)
     dev = resolve_device(device)
     graph = load_node_graph(name, data_root)
-    from graph.data import fingerprint
+    from condense.graph.data import fingerprint
 
     if source.get("fingerprint") and fingerprint(graph) != source["fingerprint"]:
         raise ValueError(f"the {name} data under the data root differ from the data this student was trained on "

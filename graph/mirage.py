@@ -6,20 +6,20 @@ nodes, and a sum readout only through their multiset. Mirage therefore distils a
 training set without training any GNN:
 
 1. **Codes.** Node and edge features become discrete codes (exact tuples, degree, or a quantile / k-means
-   discretiser for continuous attributes), fitted on the training graphs only (:mod:`graph.trees`).
+   discretiser for continuous attributes), fitted on the training graphs only (:mod:`condense.graph.trees`).
 2. **Tree ids.** Every node's depth-L computation tree gets an exact id by iterated relabelling
    :math:`c^l_v = \\mathrm{rank}_l(\\mathrm{code}(v), \\{\\!\\{(e_{uv}, c^{l-1}_u)\\}\\!\\})`, jointly over the dataset.
 3. **Transactions.** Graph g becomes the *set* items(g) = {c^L_v : v in g, v not isolated}.
 4. **Mining.** For each class c, all itemsets I with
    :math:`\\mathrm{supp}_c(I) = |\\{g \\in T_c : I \\subseteq \\mathrm{items}(g)\\}| \\ge \\theta_c`
-   (exact Eclat, :mod:`graph.mining`); optionally only itemsets frequent in no other class (``exclusive``).
+   (exact Eclat, :mod:`condense.graph.mining`); optionally only itemsets frequent in no other class (``exclusive``).
 5. **Tree store.** The trees used by some itemset are materialised once from the relabelling's key tables
    (BFS layout, children in key order) into a :class:`~condense.artifacts.TreeSet` with the itemsets, their
-   supports and classes, the codebooks and the byte accounting (:mod:`graph.accounting`).
+   supports and classes, the codebooks and the byte accounting (:mod:`condense.graph.accounting`).
 
 Training view: each itemset of class c is one graph, the disjoint union of its trees with edges child ->
-parent, label c and weight supp(I); the readout sums the tree roots only (:mod:`graph.nets`). Models are
-evaluated on the real validation/test graphs (:mod:`graph.classify`).
+parent, label c and weight supp(I); the readout sums the tree roots only (:mod:`condense.graph.nets`). Models are
+evaluated on the real validation/test graphs (:mod:`condense.graph.classify`).
 
 Library choices where the reference differs (spec ``mirage.md`` §4): exact relabelling instead of digit
 concatenation, an exact miner instead of pyfpgrowth, any number of classes, discretisers for continuous
@@ -41,11 +41,11 @@ from condense.artifacts import TreeSet
 from condense.config import apply_overrides, from_dict, require, to_dict
 from condense.progress import get_logger, quiet as quiet_mode
 from condense.runtime import Meter, resolve_device
-from graph.accounting import graph_set_bytes, treeset_bytes
-from graph.classify import TrainConfig, split_indices, summarise, train_run, train_runs
-from graph.mining import Transactions, mine_classes
-from graph.nets import PackedGraphs
-from graph.trees import clean_edges, computation_trees, dense_rank_rows, discretise, first_index
+from condense.graph.accounting import graph_set_bytes, treeset_bytes
+from condense.graph.classify import TrainConfig, split_indices, summarise, train_run, train_runs
+from condense.graph.mining import Transactions, mine_classes
+from condense.graph.nets import PackedGraphs
+from condense.graph.trees import clean_edges, computation_trees, dense_rank_rows, discretise, first_index
 
 log = get_logger("condense.mirage")
 
@@ -310,7 +310,7 @@ def load_graphs(dataset: str, cfg: MirageConfig, data_root=None) -> tuple[Packed
     """A TU dataset packed (``x`` replaced by one-hot degrees in ``degree`` mode), its class count and source
     metadata."""
     from condense.data import canonical_name
-    from graph.data import fingerprint, load_tu
+    from condense.graph.data import fingerprint, load_tu
 
     name = canonical_name(dataset)
     ds = load_tu(name, data_root=data_root, use_node_attr=cfg.use_node_attr, use_edge_attr=cfg.use_edge_attr)
@@ -428,7 +428,7 @@ def training_graphs(artifact: TreeSet, device: str | torch.device = "cpu") -> Pa
     """The TreeSet's training view: one graph per itemset, the disjoint union of its trees with edges child ->
     parent, features from the codebooks, ``root_mask`` on the tree roots, label = class, weight = support, and
     ``deg`` (original degrees, for GCN) when the set codes degrees."""
-    from graph.trees import TreeArrays
+    from condense.graph.trees import TreeArrays
 
     t = {k: v.to(device) for k, v in artifact.tensors.items()}
     store = TreeArrays(t["tree_ptr"], t["node_code"], t["parent"], t["edge_code"])
@@ -472,8 +472,8 @@ def evaluate_treeset(artifact: TreeSet, train: PackedGraphs, val: PackedGraphs, 
     """Train ``cfg.runs`` models on the TreeSet (and, with ``baselines``, on the full training split, random
     and herding selections at the set's byte budget and at ``cfg.baseline_per_class`` graphs per class); test
     each on the real ``test`` graphs at its best-validation epoch. Returns the registry's result dict."""
-    from graph.accounting import per_graph_storage_bytes
-    from graph.baselines import baseline_selections
+    from condense.graph.accounting import per_graph_storage_bytes
+    from condense.graph.baselines import baseline_selections
 
     device = resolve_device(device)
     L = int(artifact.meta.get("budget", {}).get("depth", cfg.layers))
@@ -578,7 +578,7 @@ def evaluate_artifact(artifact: TreeSet, *, model: str | None = None, runs: int 
         raise TypeError(f"artifact must be a TreeSet, got {type(artifact).__name__}")
     source = artifact.meta.get("source", {})
     if not source.get("name"):
-        raise ValueError("this TreeSet records no source dataset; evaluate it with graph.mirage.evaluate_treeset and "
+        raise ValueError("this TreeSet records no source dataset; evaluate it with condense.graph.mirage.evaluate_treeset and "
                          "your own train/val/test graphs")
     mcfg = from_dict(MirageConfig, artifact.meta.get("config", {}))
     pack, K, now = load_graphs(source["name"], mcfg, data_root)

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from condense.config import require
-from graph.trees import expand_ranges
+from condense.graph.trees import expand_ranges
 
 MODELS = ("gcn", "gin", "gat", "sage")
 

@@ -32,7 +32,7 @@ def _range(text: str) -> tuple[int, int]:
 
 def cmd_buffer(args: argparse.Namespace) -> None:
     from condense.cli import CliError, _overrides, emit
-    from vision.experts import buffer_config, generate_buffer, merge_buffers, shard_indices
+    from condense.vision.experts import buffer_config, generate_buffer, merge_buffers, shard_indices
 
     if args.merge:
         buf = merge_buffers(args.merge, args.out)
@@ -54,7 +54,7 @@ def cmd_buffer(args: argparse.Namespace) -> None:
     config = buffer_config(overrides, preset_name="ast" if args.ast else "mtt")
 
     from condense.runtime import Meter
-    from vision.data import load_images
+    from condense.vision.data import load_images
 
     data = load_images(args.dataset, data_root=args.data_root, train_per_class=args.train_per_class, seed=args.seed)
     indices = shard_indices(config.experts, shard=args.shard, experts_range=args.experts_range)
@@ -89,8 +89,8 @@ def memory_probe(dataset: str, buffer: str, ipc: int, syn_steps: int, inner_chec
     """Peak memory of one distillation iteration (in this process): RSS before, peak RSS and peak CUDA."""
     from condense.progress import quiet
     from condense.runtime import current_rss_mb
-    from vision.data import load_images
-    from vision.trajectory import TrajectoryMatching, make_config
+    from condense.vision.data import load_images
+    from condense.vision.trajectory import TrajectoryMatching, make_config
 
     data = load_images(dataset, data_root=data_root, train_per_class=train_per_class)
     cfg, _ = make_config(data.name, overrides={**(overrides or {}), "ipc": ipc, "iterations": 1,
@@ -119,7 +119,7 @@ def cmd_memory(args: argparse.Namespace) -> None:
             spec = dict(dataset=args.dataset, buffer=args.buffer, ipc=args.ipc, syn_steps=n, inner_checkpoint=ck,
                         device=args.device, data_root=args.data_root, train_per_class=args.train_per_class,
                         overrides=_overrides(args))
-            code = ("import json, sys; from vision.cli import memory_probe; "
+            code = ("import json, sys; from condense.vision.cli import memory_probe; "
                     "print(json.dumps(memory_probe(**json.loads(sys.argv[1]))))")
             out = subprocess.run([sys.executable, "-c", code, json.dumps(spec)], capture_output=True, text=True)
             if out.returncode != 0:

@@ -53,10 +53,10 @@ from condense.checkpoint import Checkpointer
 from condense.config import apply_overrides, preset, require, to_dict
 from condense.progress import get_logger, quiet as quiet_mode
 from condense.runtime import Meter, generator as make_generator, resolve_device
-from vision.augment import DSA, DSAConfig, strategy_for
-from vision.coreset import kmeans, random_real
-from vision.evaluate import PROFILES as EVAL_PROFILES
-from vision.nets import Features, build_net, default_init_, parse_net_name
+from condense.vision.augment import DSA, DSAConfig, strategy_for
+from condense.vision.coreset import kmeans, random_real
+from condense.vision.evaluate import PROFILES as EVAL_PROFILES
+from condense.vision.nets import Features, build_net, default_init_, parse_net_name
 
 #: L2 normalisation floor of an attention map (an all-zero map normalises to zero, never NaN)
 ATTENTION_EPS = 1e-12
@@ -240,7 +240,7 @@ class DataDAM:
     # -- inputs -------------------------------------------------------------------------------------
     def _inputs(self, data, num_classes: int | None):
         """(x, y, K, source metadata, ImageData or None) with every user-input check of spec §5."""
-        from vision.data import ImageData
+        from condense.vision.data import ImageData
 
         if isinstance(data, ImageData):
             x, y, k, image_data = data.x_train, data.y_train, data.num_classes, data
@@ -330,8 +330,8 @@ class DataDAM:
         """
         cfg = self.config
         if cfg.zca:
-            from vision.data import ImageData
-            from vision.zca import whiten
+            from condense.vision.data import ImageData
+            from condense.vision.zca import whiten
 
             if not isinstance(data, ImageData):
                 raise ValueError("zca=True needs an ImageData (its pixel statistics define the transform)")
@@ -417,7 +417,7 @@ class DataDAM:
                    "timing": m.as_dict()},
         )
         if run_dir is not None:
-            from vision.plots import save_grid
+            from condense.vision.plots import save_grid
 
             save_grid(artifact, Path(run_dir) / "datadam.png")
         return artifact
@@ -448,7 +448,7 @@ def run(dataset: str = "digits", *, data_root=None, device: str = "auto", seed: 
     ``overrides`` are :class:`DataDAMConfig` fields (typed or ``--set`` strings); ``preset`` names an entry of
     :data:`PRESETS` (e.g. ``datadam-paper``); ``out`` is the run folder (checkpoints, ``datadam.png``).
     """
-    from vision.data import load_images
+    from condense.vision.data import load_images
 
     data = load_images(dataset, data_root=data_root, train_per_class=train_per_class, seed=seed)
     cfg = make_config(data.name, preset, overrides)

@@ -2,7 +2,7 @@
 
 The protocol of the references (evaluation.md §4), for one set (S, hard labels):
 
-1. build a freshly initialised network (any name :func:`vision.nets.build_net` knows);
+1. build a freshly initialised network (any name :func:`condense.vision.nets.build_net` knows);
 2. train it for E+1 epochs (epoch counters 0..E) with minibatch SGD (shuffled), cross-entropy and per-sample
    DSA on every batch; lr = the set's learned lr (``syn_lr``, MTT/AST) or 0.01, momentum 0.9, weight decay
    5e-4; after epoch E//2+1 the lr is multiplied by the decay (0.1) and the optimiser is rebuilt, which resets
@@ -14,7 +14,7 @@ The protocol of the references (evaluation.md §4), for one set (S, hard labels)
 Profiles are data (:data:`PROFILES`): ``dsa``, ``mtt``, ``datadam``, ``datadam-paper`` (StepLR ×0.5 every 15
 epochs, the schedule DataDAM's paper describes) and ``ast``; an artifact's method picks its profile, and
 every field can be overridden. With ``baselines=True`` the same protocol also trains on coresets of the
-real training split at the artifact's IPC (random, herding, k-means; :mod:`vision.coreset`) and on the whole
+real training split at the artifact's IPC (random, herding, k-means; :mod:`condense.vision.coreset`) and on the whole
 training split (with an epoch cap, ``full_epochs``), so a number always comes with its context.
 
 Run r of every set uses the same seed (derived from ``seed`` and r): the distilled set and its baselines are
@@ -35,10 +35,10 @@ from condense.artifacts import ImageSet, load
 from condense.config import apply_overrides, preset, require, to_dict
 from condense.registry import run_stats
 from condense.runtime import Meter, resolve_device
-from vision.augment import DSA, DSAConfig, strategy_for
-from vision.coreset import select
-from vision.nets import build_net
-from vision.zca import ZCA, whiten
+from condense.vision.augment import DSA, DSAConfig, strategy_for
+from condense.vision.coreset import select
+from condense.vision.nets import build_net
+from condense.vision.zca import ZCA, whiten
 
 #: evaluation profiles of the references (evaluation.md §4); fields of :class:`EvalConfig`
 PROFILES: dict[str, dict[str, Any]] = {
@@ -185,7 +185,7 @@ def evaluate_set(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_test:
 # -- artifacts ---------------------------------------------------------------------------------------
 def _real_data(artifact: ImageSet, cfg: EvalConfig, data_root, device: torch.device):
     """The real data of the artifact's source, in the artifact's input space."""
-    from vision.data import load_images
+    from condense.vision.data import load_images
 
     src = artifact.meta.get("source") or {}
     name = cfg.dataset or src.get("file") or src.get("name")

@@ -55,8 +55,8 @@ from condense.artifacts import ArtifactError, SCHEMA_VERSION, read_file, write_a
 from condense.config import from_dict, require, to_dict
 from condense.progress import Progress, get_logger
 from condense.runtime import Meter, resolve_device
-from vision.augment import DSA, DSAConfig, strategy_for
-from vision.nets import build_net
+from condense.vision.augment import DSA, DSAConfig, strategy_for
+from condense.vision.nets import build_net
 
 MANIFEST = "buffer.json"
 ZCA_FILE = "zca.safetensors"
@@ -320,7 +320,7 @@ def _preprocess(data, config: ExpertConfig, folder: Path):
     """The data in the experts' model space and the preprocessing record (ZCA reused from the folder)."""
     if not config.zca:
         return data, {"space": "normalised", "mean": list(data.mean), "std": list(data.std)}, None
-    from vision.zca import ZCA, whiten
+    from condense.vision.zca import ZCA, whiten
 
     zca_path = folder / ZCA_FILE
     zca = None
@@ -400,7 +400,7 @@ class ExpertBuffer:
         """The ZCA transform the experts were trained in (None for a mean/std-normalised buffer)."""
         if self.preprocessing.get("space") != "zca":
             return None
-        from vision.zca import ZCA
+        from condense.vision.zca import ZCA
 
         tensors, meta = read_file(self.folder / ZCA_FILE)
         shape = tuple(self.manifest["image_shape"])
@@ -521,7 +521,7 @@ def generate_buffer(data, config: ExpertConfig | None = None, out: str | os.Path
                     device: str | torch.device = "auto", indices: Iterable[int] | None = None) -> ExpertBuffer:
     """Train the experts ``indices`` (default: all, or this process's share under ``torchrun``) into ``out``.
 
-    ``data`` is a :class:`vision.data.ImageData` (mean/std normalised; whitened here when ``config.zca``).
+    ``data`` is a :class:`condense.vision.data.ImageData` (mean/std normalised; whitened here when ``config.zca``).
     Experts already in ``out`` are skipped, so an interrupted run resumes; a folder holding another buffer
     (different data, model, settings or seed) is refused. Raising ``experts`` later extends a buffer.
     """

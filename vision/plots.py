@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vision.zca import ZCA
+from condense.vision.zca import ZCA
 
 MIN_TILE = 32  # tiles are enlarged to at least this many pixels per side
 MAX_COLUMNS = 10  # at most this many images per class are shown

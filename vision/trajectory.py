@@ -91,11 +91,11 @@ from condense.checkpoint import Checkpointer, Counter, NonFiniteLossError
 from condense.config import apply_overrides, preset, require, to_dict
 from condense.progress import get_logger, quiet as quiet_mode
 from condense.runtime import Meter, generator as make_generator, resolve_device
-from vision.augment import DSA, DSAConfig, DSAParams, strategy_for
-from vision.coreset import KMEANS_N_INIT, kmeans, random_real
-from vision.evaluate import PROFILES as EVAL_PROFILES
-from vision.experts import AST_GRAD_PENALTY, ExpertBuffer, ExpertConfig, ParamLayout, generate_buffer
-from vision.nets import build_net
+from condense.vision.augment import DSA, DSAConfig, DSAParams, strategy_for
+from condense.vision.coreset import KMEANS_N_INIT, kmeans, random_real
+from condense.vision.evaluate import PROFILES as EVAL_PROFILES
+from condense.vision.experts import AST_GRAD_PENALTY, ExpertBuffer, ExpertConfig, ParamLayout, generate_buffer
+from condense.vision.nets import build_net
 
 #: AST's balance factor: logarithm base and offset (β_t = log₅(|t − h| + 8) or its inverse)
 BALANCE_BASE, BALANCE_OFFSET = 5.0, 8
@@ -553,7 +553,7 @@ def representative_init(student: Student, theta: torch.Tensor, x: torch.Tensor, 
                         num_classes: int, generator: torch.Generator, *, clusters: int | None = None,
                         n_init: int = KMEANS_N_INIT) -> torch.Tensor:
     """AST's k-means initialisation: indices (class-major) of IPC distinct real images per class chosen by
-    k-means on the logits f(x; θ) (see the module docstring and :func:`vision.coreset.kmeans`)."""
+    k-means on the logits f(x; θ) (see the module docstring and :func:`condense.vision.coreset.kmeans`)."""
     return kmeans(logits_of(student, theta, x), y, ipc, num_classes=num_classes, generator=generator,
                   clusters=clusters, n_init=n_init)
 
@@ -599,15 +599,15 @@ class TrajectoryMatching:
 
     def fit(self, data, buffer, *, device: str | torch.device = "auto", seed: int = 0,
             run_dir: str | os.PathLike | None = None, preset_info: Mapping[str, Any] | None = None) -> ImageSet:
-        """Distil ``data`` (a :class:`vision.data.ImageData`, mean/std normalised) by matching ``buffer``
+        """Distil ``data`` (a :class:`condense.vision.data.ImageData`, mean/std normalised) by matching ``buffer``
         (an :class:`ExpertBuffer` or its folder). ``run_dir`` holds checkpoints (resumed automatically;
         raising ``iterations`` continues a finished run exactly) and the PNG grid."""
-        from vision.data import ImageData
-        from vision.zca import whiten
+        from condense.vision.data import ImageData
+        from condense.vision.zca import whiten
 
         cfg = self.config
         if not isinstance(data, ImageData):
-            raise TypeError(f"data must be a vision.data.ImageData, got {type(data).__name__}")
+            raise TypeError(f"data must be a condense.vision.data.ImageData, got {type(data).__name__}")
         buffer = self._open(buffer)
         # the dataset first: another dataset also differs in architecture input or preprocessing, and its name
         # is the message that tells the user what is wrong
@@ -750,7 +750,7 @@ class TrajectoryMatching:
                               "optimizer": buffer.manifest["optimizer"]}},
         )
         if run_dir is not None:
-            from vision.plots import save_grid
+            from condense.vision.plots import save_grid
 
             save_grid(artifact, Path(run_dir) / "mtt.png")
         return artifact
@@ -803,7 +803,7 @@ def run(dataset: str = "digits", *, data_root=None, device: str = "auto", seed: 
     ``preset`` names an extra entry of :data:`PRESETS`; ``overrides`` are :class:`TrajectoryConfig` fields
     (``ipc``, ``iterations``, ``expert.epochs``, ... typed or as ``--set`` strings).
     """
-    from vision.data import load_images
+    from condense.vision.data import load_images
 
     data = load_images(dataset, data_root=data_root, train_per_class=train_per_class, seed=seed)
     cfg, info = make_config(data.name, ast=bool(ast), preset_name=preset, overrides=overrides)

@@ -127,7 +127,7 @@ class ZCA:
 
 
 def whiten(data, zca: ZCA | None = None, eps: float = ZCA_EPS):
-    """Whiten an :class:`~vision.data.ImageData` once: returns ``(whitened data, transform)``.
+    """Whiten an :class:`~condense.vision.data.ImageData` once: returns ``(whitened data, transform)``.
 
     The transform is fitted on the training split's [0, 1] pixels unless one is given; both splits go
     through it. The result's ``extra["preprocessing"]`` records the transform; its ``mean``/``std`` still

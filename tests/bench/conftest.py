@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.execute import load_plugins
-from bench.suites import Grid, Suite
+from condense.bench.execute import load_plugins
+from condense.bench.suites import Grid, Suite
 from condense import registry
 
 FAKE = Path(__file__).with_name("fake_method.py")

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from bench import results
+from condense.bench import results
 from condense.cli import main
 
 

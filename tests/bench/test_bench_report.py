@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bench import anchors, results
-from bench.report import aggregate, pool, render
-from bench.runner import run_suite
+from condense.bench import anchors, results
+from condense.bench.report import aggregate, pool, render
+from condense.bench.runner import run_suite
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -133,12 +133,12 @@ def test_report_tables_beside_published_numbers(tmp_path):
 def test_report_from_a_real_run_draws_image_grids(fake, tiny, tmp_path, monkeypatch):
     drawn = []
 
-    def save_grid(artifact, path):  # stands in for vision.plots.save_grid, which lands with the vision toolkit
+    def save_grid(artifact, path):  # stands in for condense.vision.plots.save_grid, which lands with the vision toolkit
         drawn.append((artifact.meta["budget"]["ipc"], Path(path).name))
         Path(path).write_bytes(PNG_MAGIC)
         return Path(path)
 
-    monkeypatch.setitem(sys.modules, "vision.plots", types.SimpleNamespace(save_grid=save_grid))
+    monkeypatch.setitem(sys.modules, "condense.vision.plots", types.SimpleNamespace(save_grid=save_grid))
     out = tmp_path / "runs" / "r.jsonl"
     run_suite(tiny(ipcs=(1, 3), seeds=(1, 0)), out, device="cpu", isolation="inline")
     summary = render([out], tmp_path / "report")
@@ -151,6 +151,6 @@ def test_report_from_a_real_run_draws_image_grids(fake, tiny, tmp_path, monkeypa
     # the report only reads: rendering twice gives the same Markdown
     render([out], tmp_path / "report")
     assert (tmp_path / "report" / "report.md").read_text() == text
-    monkeypatch.setitem(sys.modules, "vision.plots", None)  # the vision toolkit not installed
+    monkeypatch.setitem(sys.modules, "condense.vision.plots", None)  # the vision toolkit not installed
     render([out], tmp_path / "report")
     assert "need the vision toolkit" in (tmp_path / "report" / "report.md").read_text()

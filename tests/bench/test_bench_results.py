@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench import results
+from condense.bench import results
 
 
 def rec(key, status="ok", **extra):

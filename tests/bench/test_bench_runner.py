@@ -11,10 +11,10 @@ import time
 
 import pytest
 
-from bench import results
-from bench.report import render
-from bench.runner import run_suite
-from bench.suites import Grid, Prepare, Suite, expand
+from condense.bench import results
+from condense.bench.report import render
+from condense.bench.runner import run_suite
+from condense.bench.suites import Grid, Prepare, Suite, expand
 from condense import registry
 
 NUMBERS = ("results", "compression", "artifact_budget", "artifact_bytes", "resolved_config")

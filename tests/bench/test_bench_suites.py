@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from bench.suites import (MIRAGE_THRESHOLDS, SUITES, Grid, Prepare, Suite, expand, get_suite, parse_shard,
+from condense.bench.suites import (MIRAGE_THRESHOLDS, SUITES, Grid, Prepare, Suite, expand, get_suite, parse_shard,
                           shard)
-from graph.mirage import PRESETS as MIRAGE_PRESETS
+from condense.graph.mirage import PRESETS as MIRAGE_PRESETS
 
 
 def test_expand_is_the_ordered_product_of_the_axes():

@@ -18,9 +18,6 @@ from condense.checkpoint import (
     checkpoint_files,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
 def _toy_run(run_dir, total, *, stop_at=None, nan_steps=(), every=3, identity=None, **kw):
     """A tiny optimisation whose every future-deciding piece lives in the checkpointed state."""
     x = torch.zeros(5, requires_grad=True)
@@ -82,7 +79,7 @@ def test_killed_process_resumes_bit_identical(tmp_path):
         print(w.detach().numpy().tobytes().hex())
         """
     ))
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "CONDENSE_QUIET": "1"}
+    env = {**os.environ, "CONDENSE_QUIET": "1"}
     clean = subprocess.run([sys.executable, str(script), "-", "30", "0"], env=env, capture_output=True, text=True,
                            check=True).stdout.strip()
     run_dir = tmp_path / "run"

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from condense.data import DatasetNotFound
-from graph.data import fingerprint, from_dgl, load_graph, load_karate, load_planetoid, load_tu, row_normalise
+from condense.graph.data import fingerprint, from_dgl, load_graph, load_karate, load_planetoid, load_tu, row_normalise
 
 
 def test_tu_sets_from_the_read_only_root(data_root):

@@ -9,8 +9,8 @@ import torch
 
 from condense.artifacts import ArtifactError, Student
 from condense.config import ConfigError
-from graph import g2m
-from graph.g2m import (
+from condense.graph import g2m
+from condense.graph.g2m import (
     FFG2M,
     MODES,
     PRESETS,
@@ -26,7 +26,7 @@ from graph.g2m import (
     random_split,
     resolve_config,
 )
-from graph.teachers import MLP, prepare_graph
+from condense.graph.teachers import MLP, prepare_graph
 
 CPU = torch.device("cpu")
 
@@ -459,7 +459,7 @@ def test_evaluate_refuses_user_graphs():
 def test_inference_benchmark_reports_both_models():
     data = g2m.synthetic_graph(300, 1500, 16, 3, seed=0)
     graph = prepare_graph(data.edge_index, 300)
-    from graph.teachers import TeacherConfig, build_teacher
+    from condense.graph.teachers import TeacherConfig, build_teacher
 
     cfg = TeacherConfig(num_layers=2, hidden=32)
     r = g2m.inference_benchmark(MLP(16, 32, 3, 2), build_teacher(cfg, 16, 3), data.x, graph.edges_plus,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from graph import g2m
-from graph.g2m import G2MConfig, load_node_graph, prepare_problem
+from condense.graph import g2m
+from condense.graph.g2m import G2MConfig, load_node_graph, prepare_problem
 
 
 @pytest.fixture(scope="module")

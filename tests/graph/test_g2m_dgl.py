@@ -10,8 +10,8 @@ import torch
 os.environ.setdefault("DGLBACKEND", "pytorch")
 dgl = pytest.importorskip("dgl")
 
-from graph.data import from_dgl  # noqa: E402
-from graph.g2m import FFG2M, G2MConfig  # noqa: E402
+from condense.graph.data import from_dgl  # noqa: E402
+from condense.graph.g2m import FFG2M, G2MConfig  # noqa: E402
 
 pytestmark = pytest.mark.dgl
 

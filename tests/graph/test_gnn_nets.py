@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch_geometric.data import Batch, Data
 
-from graph.nets import GNNConfig, GraphClassifier, PackedGraphs, gcn_edge_weights
-from graph.trees import clean_edges, computation_trees, dense_rank_rows, first_index
+from condense.graph.nets import GNNConfig, GraphClassifier, PackedGraphs, gcn_edge_weights
+from condense.graph.trees import clean_edges, computation_trees, dense_rank_rows, first_index
 
 N_CODES, N_EDGE_CODES = 3, 2
 

@@ -6,7 +6,7 @@ import itertools
 import numpy as np
 import pytest
 
-from graph.mining import (
+from condense.graph.mining import (
     TooManyItemsets,
     Transactions,
     as_csr,

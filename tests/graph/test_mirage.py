@@ -12,9 +12,9 @@ from torch_geometric.data import Data
 
 from condense.artifacts import TreeSet
 from condense.config import ConfigError
-from graph.accounting import feature_bytes, graph_set_bytes, treeset_bytes
-from graph.classify import train_run
-from graph.mirage import (
+from condense.graph.accounting import feature_bytes, graph_set_bytes, treeset_bytes
+from condense.graph.classify import train_run
+from condense.graph.mirage import (
     EvalConfig,
     Mirage,
     MirageConfig,
@@ -25,7 +25,7 @@ from graph.mirage import (
     run,
     training_graphs,
 )
-from graph.nets import PackedGraphs
+from condense.graph.nets import PackedGraphs
 
 
 def toy_graphs(n_graphs: int = 24, seed: int = 0, n_classes: int = 3, continuous: bool = False):
@@ -310,7 +310,7 @@ def test_reported_test_metrics_are_those_of_the_best_validation_epoch():
 
 
 def test_threshold_grid_keeps_the_best_validation_point_and_skips_empty_classes(monkeypatch):
-    import graph.mirage as mirage_module
+    import condense.graph.mirage as mirage_module
 
     graphs = toy_graphs(30)
     train, val = PackedGraphs.from_graphs(graphs[:24]), PackedGraphs.from_graphs(graphs[24:])

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from condense.config import ConfigError
-from graph.teachers import (
+from condense.graph.teachers import (
     GAT,
     GCN,
     MLP,

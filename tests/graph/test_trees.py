@@ -6,7 +6,7 @@ import random
 import pytest
 import torch
 
-from graph.trees import (
+from condense.graph.trees import (
     clean_edges,
     computation_trees,
     dense_rank_rows,
@@ -215,7 +215,7 @@ def test_large_alphabets_give_collision_free_tree_ids():
 
 def test_unpacked_fallbacks_give_the_same_tree_ids(monkeypatch):
     """With a tiny packing limit every key goes through the re-ranking and row-unique fallbacks: same colours."""
-    import graph.trees as trees_module
+    import condense.graph.trees as trees_module
 
     codes, ei, ec, _ = random_graph_set(80, seed=4)
     ei, ec = clean_edges(ei, codes.numel(), ec)

@@ -6,7 +6,7 @@ import logging
 import pytest
 import torch
 
-from vision.coreset import herding, kmeans, random_real, select
+from condense.vision.coreset import herding, kmeans, random_real, select
 
 
 def blobs(per_class=30, classes=3, dim=6, seed=0):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from condense.data import DatasetNotFound
-from vision.data import from_arrays, from_datasets, load_images, read_idx
+from condense.vision.data import from_arrays, from_datasets, load_images, read_idx
 
 
 def test_mnist_from_the_read_only_root(data_root):

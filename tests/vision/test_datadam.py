@@ -7,17 +7,17 @@ import math
 import pytest
 import torch
 
-import vision.datadam as dd
+import condense.vision.datadam as dd
 from condense.artifacts import ImageSet
 from condense.checkpoint import NonFiniteLossError
 from condense.cli import main as cli_main
 from condense.config import ConfigError
 from condense.registry import distill
-from vision.augment import DSA
-from vision.data import load_images
-from vision.datadam import (Batch, DataDAM, DataDAMConfig, RealSampler, attention_map, datadam_loss, make_config,
+from condense.vision.augment import DSA
+from condense.vision.data import load_images
+from condense.vision.datadam import (Batch, DataDAM, DataDAMConfig, RealSampler, attention_map, datadam_loss, make_config,
                             matching_loss, mean_matching, sam_maps)
-from vision.nets import Features, build_net
+from condense.vision.nets import Features, build_net
 
 
 @pytest.fixture(scope="module")

@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-import vision.evaluate as ev
+import condense.vision.evaluate as ev
 from condense.artifacts import ImageSet
 from condense.config import ConfigError, apply_overrides
-from vision.coreset import random_real
-from vision.data import load_images
-from vision.evaluate import PROFILES, EvalConfig, evaluate_artifact, evaluate_set, train_net
-from vision.nets import build_net
-from vision.zca import ZCA
+from condense.vision.coreset import random_real
+from condense.vision.data import load_images
+from condense.vision.evaluate import PROFILES, EvalConfig, evaluate_artifact, evaluate_set, train_net
+from condense.vision.nets import build_net
+from condense.vision.zca import ZCA
 
 
 @pytest.fixture(scope="module")

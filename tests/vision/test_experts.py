@@ -7,14 +7,14 @@ import pytest
 import torch
 import torch.nn as nn
 
-import vision.experts as ex
+import condense.vision.experts as ex
 from condense.artifacts import read_file, write_safetensors
 from condense.cli import main
 from condense.config import ConfigError
-from vision.data import load_images
-from vision.experts import (ExpertBuffer, ExpertConfig, ParamLayout, generate_buffer, gradient_penalty, loss_scale,
+from condense.vision.data import load_images
+from condense.vision.experts import (ExpertBuffer, ExpertConfig, ParamLayout, generate_buffer, gradient_penalty, loss_scale,
                             merge_buffers, shard_indices)
-from vision.nets import build_net
+from condense.vision.nets import build_net
 
 TINY = dict(model="convnet-d1-w8", experts=3, epochs=2, batch=32)
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.func import functional_call, grad
 
-from vision.nets import (Features, build_net, default_depth, default_init_, num_parameters, parse_net_name)
+from condense.vision.nets import (Features, build_net, default_depth, default_init_, num_parameters, parse_net_name)
 
 ZOO = ["convnet-d3", "convnet-d3-bn", "convnet-d3-gn", "convnet-d3-ln", "convnet-d3-nonorm-maxpool", "mlp", "lenet",
        "alexnet", "alexnet-bn", "vgg11", "vgg11-bn", "resnet18", "resnet18-bn"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 
 from condense.artifacts import ImageSet
-from vision.plots import PAD, image_grid, imageset_pixels, save_grid
-from vision.zca import ZCA
+from condense.vision.plots import PAD, image_grid, imageset_pixels, save_grid
+from condense.vision.zca import ZCA
 
 
 def test_pixels_undo_mean_std_and_zca():

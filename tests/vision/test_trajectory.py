@@ -12,11 +12,11 @@ from condense.artifacts import ImageSet, read_file, write_safetensors
 from condense.checkpoint import NonFiniteLossError
 from condense.cli import main
 from condense.config import ConfigError
-from vision.data import load_images
-from vision.evaluate import evaluate_artifact
-from vision.experts import ExpertConfig, ParamLayout, generate_buffer
-from vision.nets import build_net
-from vision.trajectory import (PRESETS, Student, TrajectoryConfig, TrajectoryMatching, WeightPerturbation,
+from condense.vision.data import load_images
+from condense.vision.evaluate import evaluate_artifact
+from condense.vision.experts import ExpertConfig, ParamLayout, generate_buffer
+from condense.vision.nets import build_net
+from condense.vision.trajectory import (PRESETS, Student, TrajectoryConfig, TrajectoryMatching, WeightPerturbation,
                                balance_factor, dataset_preset, intermediate_positions, intermediate_weights,
                                make_config, representative_init)
 

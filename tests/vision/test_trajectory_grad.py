@@ -10,10 +10,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from vision.augment import DSA, DSAConfig
-from vision.experts import ParamLayout
-from vision.nets import build_net
-from vision.trajectory import InnerPlan, Segment, Student, meta_gradient, segment_loss, unroll
+from condense.vision.augment import DSA, DSAConfig
+from condense.vision.experts import ParamLayout
+from condense.vision.nets import build_net
+from condense.vision.trajectory import InnerPlan, Segment, Student, meta_gradient, segment_loss, unroll
 
 torch.set_default_dtype(torch.float32)
 

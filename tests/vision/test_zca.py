@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from condense.artifacts import ImageSet
-from vision.data import from_arrays
-from vision.zca import ZCA, whiten
+from condense.vision.data import from_arrays
+from condense.vision.zca import ZCA, whiten
 
 
 def test_one_pixel_by_hand():
