@@ -8,18 +8,13 @@ from __future__ import annotations
 import argparse
 
 
-def _add_json(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print one JSON object on stdout; text goes to stderr")
-
-
 def cmd_run(args: argparse.Namespace) -> None:
     from condense.bench.runner import run_suite
-    from condense.bench.suites import get_suite, parse_shard
+    from condense.bench.suites import get_suite
     from condense.cli import emit
 
     suite = get_suite(args.suite)
-    shard = parse_shard(args.shard) if args.shard else None
-    summary = run_suite(suite, args.out, device=args.device, data_root=args.data_root, shard=shard,
+    summary = run_suite(suite, args.out, device=args.device, data_root=args.data_root, shard=args.shard,
                         isolation="inline" if args.in_process else "process", work_dir=args.work_dir,
                         retry_failed=args.retry_failed, plugins=args.plugin, timeout=args.timeout)
     emit(args, summary.as_dict(), summary.text())
@@ -93,6 +88,8 @@ def cmd_list(args: argparse.Namespace) -> None:
 
 def add_commands(subparsers) -> None:
     """Add ``condense bench {run,report,list,merge}``."""
+    from condense.cli import add_common, shard_arg
+
     p = subparsers.add_parser("bench", help="run benchmark suites and render reports",
                               description="The evaluation bench: suites of (method, dataset, budget, seed) cells, "
                                           "resumable JSON-lines results, Markdown + PNG reports.")
@@ -110,11 +107,9 @@ def add_commands(subparsers) -> None:
                                    "recorded with their error and the suite goes on.")
     r.add_argument("suite", metavar="SUITE", help="a named suite (see `condense bench list`) or a suite .json file")
     r.add_argument("--out", required=True, metavar="RESULTS.jsonl", help="results file (appended to; resumes)")
-    r.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    r.add_argument("--data-root", default=None, metavar="DIR",
-                   help="data folder (default: $CONDENSE_DATA, else the user cache folder)")
-    r.add_argument("--shard", default=None, metavar="i/n", help="run only shard i of n (1-based); merge the "
-                                                               "shards' files with `condense bench merge`")
+    r.add_argument("--shard", type=shard_arg, default=None, metavar="i/n",
+                   help="run only shard i of n (1-based, as `condense buffer --shard`); merge the shards' files with "
+                        "`condense bench merge`")
     r.add_argument("--work-dir", default=None, metavar="DIR",
                    help="artifacts, checkpoints and preparation outputs (default: RESULTS.runs beside the file)")
     r.add_argument("--retry-failed", action="store_true", help="run cells recorded as failed again")
@@ -124,26 +119,25 @@ def add_commands(subparsers) -> None:
                                                                             "(recorded as failed)")
     r.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
                    help="import a module or .py file that registers extra methods/evaluators (repeatable)")
-    r.add_argument("--quiet", action="store_true", help="no progress bars or per-cell lines")
-    _add_json(r)
+    add_common(r, dataset=False, out=False, settings=False)
     r.set_defaults(func=cmd_run)
 
     rep = sub.add_parser("report", help="render a Markdown report with PNG plots from results files")
     rep.add_argument("results", nargs="+", metavar="RESULTS.jsonl", help="one or more results files (merged)")
     rep.add_argument("--out", required=True, metavar="REPORT_DIR", help="folder for report.md and the PNGs")
     rep.add_argument("--no-plots", action="store_true", help="tables only")
-    _add_json(rep)
+    add_common(rep, dataset=False, out=False, device=False, settings=False, data_root=False)
     rep.set_defaults(func=cmd_report)
 
     lst = sub.add_parser("list", help="list the suites, or one suite's cells")
     lst.add_argument("suite", nargs="?", metavar="SUITE", help="show this suite's cells")
     lst.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
                      help="import a module or .py file that registers extra methods (repeatable)")
-    _add_json(lst)
+    add_common(lst, dataset=False, out=False, device=False, settings=False, data_root=False)
     lst.set_defaults(func=cmd_list)
 
     m = sub.add_parser("merge", help="merge results files (e.g. shards) into one, one record per cell")
     m.add_argument("results", nargs="+", metavar="RESULTS.jsonl")
     m.add_argument("--out", required=True, metavar="MERGED.jsonl")
-    _add_json(m)
+    add_common(m, dataset=False, out=False, device=False, settings=False, data_root=False)
     m.set_defaults(func=cmd_merge)

@@ -2,7 +2,7 @@
 
 The cell goes through exactly the two public calls every method provides::
 
-    artifact = condense.distill(method, dataset=..., data_root=..., device=..., seed=...,
+    artifact = condense.distill(method, dataset, data_root=..., device=..., seed=...,
                                 train_per_class=..., out=RUN_DIR, **budget, **config)
     result = condense.registry.evaluator(artifact.kind)(artifact, model=..., runs=..., data_root=...,
                                                         device=..., seed=..., baselines=True, **evaluation)
@@ -217,7 +217,7 @@ def _distill(cell: Cell, config: dict, *, device: str, data_root: str | None, ru
         return load(artifact_path), {**measured, "reused": True}
     registry.get(cell.method).resolve()  # import the method's modules outside the measurement
     with Meter(device) as meter:
-        artifact = registry.distill(cell.method, dataset=cell.dataset, data_root=data_root, device=device,
+        artifact = registry.distill(cell.method, cell.dataset, data_root=data_root, device=device,
                                     seed=cell.seed, train_per_class=cell.train_per_class, out=str(run_dir),
                                     **cell.budget, **config)
     measured = meter.result.as_dict()
@@ -272,7 +272,7 @@ def execute(cell: Cell, *, device: str, data_root: str | None, work_dir: str | o
                               seed=cell.seed, baselines=True, **cell.evaluation)
         record["evaluate"] = meter.result.as_dict()
         result = results.jsonable(_check_result(result))
-        result.pop("_text", None)
+        result.pop("table", None)
         record["results"] = result.pop("results")
         record["compression"] = result.pop("compression", None)
         record["eval_timing"] = result.pop("timing", None)

@@ -33,6 +33,7 @@ from typing import Any, Callable, Sequence
 from condense.bench import results
 from condense.bench.execute import base_record, child_env, environment, error_info, execute, load_plugins
 from condense.bench.suites import Cell, Suite, expand, shard as shard_cells
+from condense.shard import Shard
 
 ISOLATIONS = ("process", "inline")
 #: seconds a worker gets to exit after SIGTERM before it is killed
@@ -132,7 +133,7 @@ def run_suite(
     *,
     device: str = "auto",
     data_root: str | None = None,
-    shard: tuple[int, int] | None = None,
+    shard: Shard | None = None,
     isolation: str = "process",
     work_dir: str | os.PathLike | None = None,
     retry_failed: bool = False,
@@ -140,7 +141,7 @@ def run_suite(
     timeout: float | None = None,
     on_record: Callable[[dict], None] | None = None,
 ) -> Summary:
-    """Run ``suite`` (or shard ``(i, n)`` of it) and append one record per finished cell to ``out``."""
+    """Run ``suite`` (or one :class:`~condense.shard.Shard` of it) and append one record per finished cell to ``out``."""
     from condense import registry
     from condense.progress import get_logger
     from condense.runtime import resolve_device
@@ -164,9 +165,9 @@ def run_suite(
 
     cells = expand(suite)
     if shard is not None:
-        cells = shard_cells(cells, shard[0], shard[1], device_type)
+        cells = shard_cells(cells, shard, device_type)
     summary = Summary(suite=suite.name, results=str(out), device=device_str,
-                      shard=f"{shard[0]}/{shard[1]}" if shard else None, cells=len(cells))
+                      shard=str(shard) if shard else None, cells=len(cells))
     done = results.latest(results.read(out))
     t0 = time.perf_counter()
     todo = []

@@ -18,7 +18,7 @@ from a JSON file with the same field names (``condense bench run my_suite.json``
 "description": ..., "grids": [{"method": ..., "datasets": [...], ...}]}``.
 
 Field names of method configs used below are the ones the methods' CLI flags and specs define (``ipc``,
-``iterations``, ``buffer``, ``ast``, ``syn_steps``, ``expert_epochs``, ``max_start_epoch``, ``depth``,
+``iterations``, ``buffer``, ``preset``, ``syn_steps``, ``expert_epochs``, ``max_start_epoch``, ``depth``,
 ``support``, ``node_codes``, ``n_codes``, ``max_itemset_size``, ``teacher``, ``mode``, ``max_epochs``,
 ``patience``) and, for evaluation, ``epochs``; ``condense buffer`` takes ``--experts``, ``--epochs``, ``--zca``
 and ``--ast``. A cell whose key a method does not know fails with the
@@ -34,6 +34,8 @@ from dataclasses import dataclass, field, fields
 from itertools import product
 from pathlib import Path
 from typing import Any, Iterable, Mapping
+
+from condense.shard import Shard
 
 #: placeholders a preparation command may use; ``{out}`` is the step's own output folder
 PREPARE_PLACEHOLDERS = ("dataset", "seed", "device", "train_per_class", "out")
@@ -287,29 +289,17 @@ def expand(suite: Suite) -> list[Cell]:
     return cells
 
 
-def shard(cells: list[Cell], index: int, count: int, device_type: str) -> list[Cell]:
-    """Shard ``index`` (1-based) of ``count``: distillation groups dealt round-robin in suite order.
+def shard(cells: list[Cell], part: Shard, device_type: str) -> list[Cell]:
+    """The cells of shard ``part`` (:mod:`condense.shard`: 1-based ``i/n``), dealing distillation groups round-robin
+    in suite order.
 
     Cells that share a distillation (they differ only in the evaluation model) stay in one shard, so each
-    artifact is made once. Every cell is in exactly one shard, whatever ``count`` is.
+    artifact is made once. Every cell is in exactly one shard, whatever the shard count is.
     """
-    if not (isinstance(count, int) and count >= 1 and isinstance(index, int) and 1 <= index <= count):
-        raise ValueError(f"shard must be i/n with 1 <= i <= n, got {index}/{count}")
     groups: dict[str, int] = {}
     for cell in cells:
         groups.setdefault(cell.distill_key(device_type), len(groups))
-    return [c for c in cells if groups[c.distill_key(device_type)] % count == index - 1]
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"2/4"`` -> ``(2, 4)`` (1-based shard index and count)."""
-    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
-    if not m:
-        raise ValueError(f"--shard must look like i/n (e.g. 1/2), got {text!r}")
-    index, count = int(m.group(1)), int(m.group(2))
-    if count < 1 or not 1 <= index <= count:
-        raise ValueError(f"--shard {text!r}: need 1 <= i <= n (shards are numbered from 1)")
-    return index, count
+    return [c for c in cells if part.owns(groups[c.distill_key(device_type)])]
 
 
 # -- the named suites ---------------------------------------------------------------------------------
@@ -355,7 +345,7 @@ def _trajectory_grids(groups: Iterable[tuple[tuple[str, ...], tuple[int, ...], b
     (dataset, IPC) rows and not others, and each needs a buffer trained in the same space."""
     return tuple(
         Grid("mtt", datasets, budgets=tuple({"ipc": k} for k in ipcs),
-             config={**config, "buffer": "{prep:buffer}", **({"ast": True} if ast else {})}, runs=runs,
+             config={**config, "buffer": "{prep:buffer}", **({"preset": "mtt-ast"} if ast else {})}, runs=runs,
              prepare=(_buffer(experts, epochs, zca=zca, ast=ast),), label="ast" if ast else None,
              notes=f"{notes}; {'ZCA' if zca else 'no ZCA'} as the preset")
         for datasets, ipcs, zca in groups

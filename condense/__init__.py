@@ -2,11 +2,15 @@
 
 Four methods behind one core:
 
-* DataDAM and MTT/AST (``vision``) turn a labelled image set into a tiny synthetic one (:class:`ImageSet`);
-* Mirage (``graph``) turns a graph-classification set into frequent computation-tree itemsets (:class:`TreeSet`);
-* FF-G2M (``graph``) turns a GNN teacher into a graph-free MLP student (:class:`Student`).
+* DataDAM and MTT/AST (:mod:`condense.vision`) turn a labelled image set into a tiny synthetic one
+  (:class:`ImageSet`);
+* Mirage (:mod:`condense.graph`) turns a graph-classification set into frequent computation-tree itemsets
+  (:class:`TreeSet`);
+* FF-G2M (:mod:`condense.graph`) turns a GNN teacher into a graph-free MLP student (:class:`Student`).
 
-The core never imports ``vision`` or ``graph`` at import time; :func:`distill` resolves method names lazily.
+``condense.distill(method, data, ...)`` makes an artifact, ``condense.evaluate(artifact, ...)`` scores it, and
+``condense.load(path)`` reads one back. The core never imports ``condense.vision`` or ``condense.graph`` at import
+time; method names are resolved when a method is asked for.
 """
 from importlib.metadata import PackageNotFoundError, version as _version
 
@@ -16,7 +20,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0.1.0"
 
 from condense.artifacts import Artifact, ArtifactError, ImageSet, Student, TreeSet, load
-from condense.registry import distill, methods
+from condense.registry import distill, evaluate, methods
 
 __all__ = [
     "__version__",
@@ -27,5 +31,6 @@ __all__ = [
     "Student",
     "load",
     "distill",
+    "evaluate",
     "methods",
 ]

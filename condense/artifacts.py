@@ -26,6 +26,7 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, ClassVar, Iterator, Mapping
@@ -302,9 +303,16 @@ def load(path: str | os.PathLike) -> Artifact:
 class ImageSet(Artifact):
     """A synthetic image set: ``images`` [N, C, H, W] float32 in the model's input space, ``labels`` [N].
 
-    Optional tensors: ``mean``/``std`` [C] (per-channel normalisation of [0, 1] pixels), ``zca_mean`` [D],
-    ``zca_matrix`` [D, D] and ``zca_inverse`` [D, D] (a ZCA transform fitted on [0, 1] pixels, applied
-    after mean/std when both exist), and ``syn_lr`` (a learned evaluation learning rate, MTT).
+    Optional tensors: ``mean``/``std`` [C] (the dataset's per-channel normalisation of [0, 1] pixels),
+    ``zca_mean`` [D], ``zca_matrix`` [D, D] and ``zca_inverse`` [D, D] (a ZCA transform fitted on [0, 1] pixels;
+    when present, the model space is the whitened one and mean/std only describe the dataset), and ``syn_lr`` (a
+    learned evaluation learning rate, MTT). A set distilled from a user's own tensors carries neither: it lives in
+    the space of those tensors (``meta["extra"]["preprocessing"]["space"] == "given"``).
+
+    Using a set outside the library: :meth:`to_pixels` (back to [0, 1] pixels), :meth:`preprocess` (your own real
+    images into the set's space, as a model trained on the set expects them), :meth:`dataset` (a
+    ``torch.utils.data.Dataset`` of what a model should see), :meth:`export_folder` (an ImageFolder of PNGs) and
+    :meth:`to_hf_dataset` (a Hugging Face ``datasets.Dataset``).
     """
 
     kind = "ImageSet"
@@ -327,8 +335,135 @@ class ImageSet(Artifact):
 
     @property
     def learned_lr(self) -> float | None:
+        """The learning rate the set was distilled to be trained with (MTT's learned step size), or None: train
+        on :meth:`dataset` with SGD at this rate, as the method's evaluation does."""
         t = self.tensors.get("syn_lr")
         return None if t is None else float(t)
+
+    @property
+    def classes(self) -> list[str]:
+        """Class names, index = label."""
+        names = (self.meta.get("extra") or {}).get("classes")
+        k = int(self.labels.max()) + 1 if self.labels.numel() else 0
+        return [str(c) for c in names] if names else [str(c) for c in range(k)]
+
+    def _zca(self):
+        from condense.vision.zca import ZCA  # the transform's maths lives with the image toolkit
+
+        return ZCA.from_tensors(self.tensors, tuple(self.images.shape[1:]))
+
+    def _mean_std(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        if "mean" not in self.tensors or "std" not in self.tensors:
+            return None
+        shape = (1, -1, 1, 1)
+        return self.tensors["mean"].to(x).view(shape), self.tensors["std"].to(x).view(shape)
+
+    def to_pixels(self, images: torch.Tensor | None = None) -> torch.Tensor:
+        """``images`` (default: the set's own) mapped from the set's space to [0, 1] pixels: the ZCA inverse,
+        else ``x·std + mean``, else unchanged (a set made from given tensors). Values are not clipped."""
+        x = (self.images if images is None else images).float()
+        zca = self._zca()
+        if zca is not None:
+            return zca.to(x.device).inverse(x)
+        norm = self._mean_std(x)
+        return x if norm is None else x * norm[1] + norm[0]
+
+    def preprocess(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Real images in [0, 1] pixel space ([N, C, H, W]) mapped into the set's space, exactly as the set's own
+        training data was: what a model trained on the set must be fed at test time."""
+        if not isinstance(pixels, torch.Tensor) or pixels.dim() != 4 or tuple(pixels.shape[1:]) != tuple(
+                self.images.shape[1:]):
+            raise ValueError(f"pixels must be images [N, {', '.join(map(str, self.images.shape[1:]))}] in [0, 1], "
+                             f"got {getattr(pixels, 'shape', type(pixels).__name__)}")
+        x = pixels.float()
+        zca = self._zca()
+        if zca is not None:
+            return zca.to(x.device).transform(x)
+        norm = self._mean_std(x)
+        return x if norm is None else (x - norm[0]) / norm[1]
+
+    def dataset(self) -> "torch.utils.data.TensorDataset":
+        """A ``TensorDataset`` of ``(image, label)`` in the set's space (what a model trained on it sees; feed real
+        test images through :meth:`preprocess`). Train with SGD at :attr:`learned_lr` when the set has one."""
+        from torch.utils.data import TensorDataset
+
+        return TensorDataset(self.images.float(), self.labels)
+
+    def _pixels_uint8(self) -> tuple[torch.Tensor, float]:
+        """8-bit pixels [N, H, W, C] and the fraction of values that lay outside [0, 1] (clipped for export)."""
+        if self.images.shape[1] not in (1, 3):
+            raise ValueError(f"only 1- or 3-channel images can be exported as pictures, got {self.images.shape[1]}")
+        p = self.to_pixels()
+        outside = float(((p < 0) | (p > 1)).float().mean()) if p.numel() else 0.0
+        return (p.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous(), outside
+
+    def export_folder(self, folder: str | os.PathLike) -> dict[str, Any]:
+        """Write the set as an ImageFolder: ``folder/<label>_<class>/<index>.png`` (8-bit, [0, 1] pixels via
+        :meth:`to_pixels`), plus ``folder/condense.json`` (source, method, classes, learned lr).
+
+        Class folders are numbered with zero-padded labels, so any ImageFolder reader that sorts them recovers the
+        labels. Values outside [0, 1] cannot be stored in a PNG: they are clipped, and the fraction is returned
+        and recorded. The folder is written to a temporary sibling and renamed, so it never exists half-written;
+        an existing ``folder`` is an error."""
+        from PIL import Image
+
+        folder = Path(folder)
+        if folder.exists():
+            raise FileExistsError(f"{str(folder)!r} exists; export into a new folder")
+        pixels, outside = self._pixels_uint8()
+        if outside:
+            import warnings
+
+            warnings.warn(f"{outside:.2%} of the pixel values lie outside [0, 1] and are clipped in the PNGs",
+                          stacklevel=2)
+        names = self.classes
+        width = len(str(max(len(names) - 1, 0)))
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+        try:
+            labels = self.labels.tolist()
+            dirs = {c: f"{c:0{width}d}" + ("" if names[c] == str(c) else "_" + _safe(names[c]))
+                    for c in sorted(set(labels))}
+            for d in dirs.values():
+                (tmp / d).mkdir()
+            arr = pixels.numpy()
+            for i, c in enumerate(labels):
+                img = arr[i, :, :, 0] if arr.shape[3] == 1 else arr[i]
+                Image.fromarray(img).save(tmp / dirs[c] / f"{i:05d}.png")  # 2-D: mode L, H x W x 3: RGB
+            info = {"folder": str(folder), "images": len(labels), "classes": len(dirs),
+                    "class_folders": [dirs[c] for c in sorted(dirs)], "clipped_fraction": outside,
+                    "method": self.meta.get("method"), "source": self.meta.get("source"),
+                    "learned_lr": self.learned_lr}
+            (tmp / "condense.json").write_text(json.dumps(info, indent=1))
+            os.replace(tmp, folder)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return info
+
+    def to_hf_dataset(self):
+        """The set as a Hugging Face ``datasets.Dataset`` with an ``image`` (8-bit, [0, 1] pixels, clipped as in
+        :meth:`export_folder`) and a ``label`` (``ClassLabel`` with the class names) column; save it with
+        ``.save_to_disk(path)``. Needs the ``hf`` extra (``pip install 'condense-kit[hf]'``)."""
+        try:
+            import datasets
+        except ImportError as exc:
+            raise ImportError("to_hf_dataset needs the Hugging Face datasets package: "
+                              "pip install 'condense-kit[hf]'") from exc
+        from PIL import Image
+
+        pixels, _ = self._pixels_uint8()
+        arr = pixels.numpy()
+        images = [Image.fromarray(a[:, :, 0] if a.shape[2] == 1 else a) for a in arr]
+        features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=self.classes)})
+        return datasets.Dataset.from_dict({"image": images, "label": self.labels.tolist()}, features=features)
+
+
+def _safe(name: str) -> str:
+    """A class name usable as a folder name."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "class"
 
 
 class TreeSet(Artifact):
@@ -369,6 +504,16 @@ class TreeSet(Artifact):
         items = t["itemset_tree"]
         if items.numel() and (int(items.min()) < 0 or int(items.max()) >= T):
             raise ArtifactError(f"TreeSet itemset_tree must index the {T} stored trees")
+
+    def to_data_list(self) -> list:
+        """The training view as PyG ``Data`` objects, one per itemset: the disjoint union of its trees (edges child
+        -> parent), ``x`` from the codebooks (scaled like real graphs), ``edge_attr`` where edges are coded,
+        ``y`` = the class, ``weight`` = the support, ``root_mask`` (the readout pools the roots only) and ``deg``
+        when degrees are coded. A PyG model trains on them with :func:`condense.graph.nets.root_readout` as its
+        readout; real graphs go through :func:`condense.graph.mirage.real_graphs` into the same feature space."""
+        from condense.graph.mirage import to_data_list  # the tree layout's maths lives with the graph toolkit
+
+        return to_data_list(self)
 
 
 class Student(Artifact):
@@ -430,8 +575,7 @@ class Student(Artifact):
         dtype = layers[0][0].dtype
         h = x.to(dtype)
         if self.feature_norm == "row":
-            s = h.sum(dim=1, keepdim=True)
-            h = torch.where(s > 0, h / s.clamp_min(torch.finfo(dtype).tiny), h)
+            h = RowNormalise()(h)
         with torch.no_grad():
             for i, (w, b) in enumerate(layers):
                 h = torch.addmm(b.to(h.device), h, w.to(h.device).t())
@@ -442,6 +586,30 @@ class Student(Artifact):
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Predicted class ids [N] for raw node features ``x`` [N, F] (argmax of :meth:`logits`)."""
         return self.logits(x).argmax(dim=1)
+
+    def to_module(self) -> torch.nn.Sequential:
+        """The student as a plain ``torch.nn.Sequential`` (feature normalisation, then Linear/ReLU layers) holding
+        copies of the weights: fine-tune it, script it or export it (``torch.onnx.export``) like any module. Its
+        output equals :meth:`logits` on raw features."""
+        layers: list[torch.nn.Module] = [RowNormalise()] if self.feature_norm == "row" else []
+        pairs = self._layer_tensors()
+        for i, (w, b) in enumerate(pairs):
+            linear = torch.nn.Linear(w.shape[1], w.shape[0], dtype=w.dtype)
+            with torch.no_grad():
+                linear.weight.copy_(w)
+                linear.bias.copy_(b)
+            layers.append(linear)
+            if i < len(pairs) - 1:
+                layers.append(torch.nn.ReLU())
+        return torch.nn.Sequential(*layers)
+
+
+class RowNormalise(torch.nn.Module):
+    """Each row divided by its sum; rows summing to 0 stay 0 (the ``row`` feature normalisation of a Student)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = x.sum(dim=1, keepdim=True)
+        return torch.where(s > 0, x / s.clamp_min(torch.finfo(x.dtype).tiny), x)
 
 
 _KINDS: dict[str, type[Artifact]] = {c.kind: c for c in (ImageSet, TreeSet, Student)}

@@ -64,23 +64,40 @@ def emit(args: argparse.Namespace, payload: dict[str, Any], human: str) -> None:
     sys.stdout.flush()
 
 
-# -- shared options ---------------------------------------------------------------------------------
-def add_common(p: argparse.ArgumentParser, *, dataset: bool = True, out: bool = True, default_dataset: str | None = None) -> None:
+# -- shared options: declared once, here ---------------------------------------------------------------
+def add_common(p: argparse.ArgumentParser, *, dataset: bool = True, out: bool = True, device: bool = True,
+               settings: bool = True, data_root: bool = True, default_dataset: str | None = None) -> None:
+    """The options the commands share, each declared here only: ``--json`` and ``--quiet`` always; ``--dataset``
+    and ``--train-per-class`` (``dataset``); ``--data-root``; ``--device``; ``--seed`` and ``--set`` (``settings``);
+    a required ``--out`` run folder (``out``)."""
     if dataset:
         p.add_argument("--dataset", default=default_dataset,
                        help=f"dataset name or .npz path (default: {default_dataset})" if default_dataset else "dataset name")
         p.add_argument("--train-per-class", type=int, default=None, metavar="N",
                        help="use a seeded, stratified subsample of N training items per class (recorded in metadata)")
-    p.add_argument("--data-root", default=None, metavar="DIR",
-                   help="data folder (default: $CONDENSE_DATA, else the user cache folder)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field, e.g. --set lr_img=10 (repeatable)")
+    if data_root:
+        p.add_argument("--data-root", default=None, metavar="DIR",
+                       help="data folder (default: $CONDENSE_DATA, else the user cache folder)")
+    if device:
+        p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    if settings:
+        p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config field, e.g. --set lr_img=10 (repeatable)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout; text goes to stderr")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     if out:
         p.add_argument("--out", required=True, metavar="DIR", help="run folder (artifact, checkpoints, plots)")
+
+
+def shard_arg(text: str):
+    """argparse type of ``--shard i/n`` (1-based, the one convention of :mod:`condense.shard`)."""
+    from condense.shard import Shard
+
+    try:
+        return Shard.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, str]:
@@ -131,23 +148,29 @@ def cmd_info(args: argparse.Namespace) -> None:
     emit(args, {"path": str(args.artifact), "meta": meta, "tensors": shapes, "tensor_bytes": nbytes}, "\n".join(lines))
 
 
-def cmd_distill(args: argparse.Namespace) -> None:
-    entry = registry.get(args.method)
+def method_kwargs(args: argparse.Namespace, entry: registry.MethodEntry) -> dict[str, Any]:
+    """``condense.distill`` keyword arguments from a method command's flags (``--set`` values first, so a
+    dedicated flag wins)."""
     kwargs: dict[str, Any] = dict(_overrides(args))
+    if args.preset is not None:
+        kwargs["preset"] = args.preset
     for opt in entry.cli_options:
-        value = getattr(args, opt.key.replace("-", "_"), None)
-        if value is not None and value is not False:
-            kwargs[opt.key] = value
-    artifact = registry.distill(
-        entry.name,
-        dataset=args.dataset,
-        data_root=args.data_root,
-        device=args.device,
-        seed=args.seed,
-        train_per_class=args.train_per_class,
-        out=args.out,
-        **kwargs,
-    )
+        value = getattr(args, opt.attribute, None)
+        if value is None or value is False:
+            continue
+        if opt.const is not None:
+            if kwargs.get(opt.key, opt.const) != opt.const:
+                raise CliError(f"{opt.flag} means --{opt.key} {opt.const}; it cannot be combined with "
+                               f"--{opt.key} {kwargs[opt.key]}")
+            value = opt.const
+        kwargs[opt.key] = value
+    return kwargs
+
+
+def distill_and_emit(args: argparse.Namespace, entry: registry.MethodEntry, kwargs: dict[str, Any]) -> None:
+    """Run ``condense.distill`` with the command's common options and print what it wrote."""
+    artifact = registry.distill(entry.name, args.dataset, data_root=args.data_root, device=args.device,
+                                seed=args.seed, train_per_class=args.train_per_class, out=args.out, **kwargs)
     path = str(getattr(artifact, "path", None) or Path(args.out) / f"{entry.name}.safetensors")
     summary = artifact.meta.get("extra", {}).get("summary", {})
     human = [f"{entry.name}: wrote {path}", f"  {artifact!r}"]
@@ -156,24 +179,54 @@ def cmd_distill(args: argparse.Namespace) -> None:
                 "meta": artifact.meta}, "\n".join(human))
 
 
+def cmd_distill(args: argparse.Namespace) -> None:
+    entry = registry.get(args.method)
+    kwargs = method_kwargs(args, entry)
+    if entry.cli_handler is not None:
+        registry.resolve_target(entry.cli_handler)(args, entry, kwargs)
+    else:
+        distill_and_emit(args, entry, kwargs)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from condense.artifacts import load
+    result = registry.evaluate(args.artifact, model=args.model, runs=args.runs, data_root=args.data_root,
+                               device=args.device, seed=args.seed, baselines=args.baselines, **_overrides(args))
+    emit(args, result, result.get("table") or json.dumps(result, indent=2, default=_json_default))
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from condense.artifacts import ImageSet, load
 
     artifact = load(args.artifact)
-    evaluator = registry.evaluator(artifact.kind)
-    kwargs: dict[str, Any] = dict(_overrides(args))
-    result = evaluator(
-        artifact,
-        model=args.model,
-        runs=args.runs,
-        data_root=args.data_root,
-        device=args.device,
-        seed=args.seed,
-        baselines=args.baselines,
-        **kwargs,
-    )
-    human = result.pop("_text", None) or json.dumps(result, indent=2, default=_json_default)
-    emit(args, result, human)
+    if not isinstance(artifact, ImageSet):
+        raise CliError(f"condense export writes image sets; {args.artifact} holds a {artifact.kind}")
+    if args.format == "folder":
+        info = artifact.export_folder(args.out)
+        human = (f"wrote {info['images']} PNG images in {info['classes']} class folders to {info['folder']}"
+                 + (f" ({info['clipped_fraction']:.2%} of the pixel values lay outside [0, 1] and were clipped)"
+                    if info["clipped_fraction"] else ""))
+    else:
+        dataset = artifact.to_hf_dataset()
+        dataset.save_to_disk(args.out)
+        info = {"folder": str(args.out), "images": len(dataset), "format": "hf"}
+        human = f"wrote a Hugging Face dataset of {len(dataset)} images to {args.out} (datasets.load_from_disk)"
+    emit(args, info, human)
+
+
+def add_method_parser(sub, entry: registry.MethodEntry, name: str | None = None, alias_of: str | None = None):
+    """The ``distill METHOD`` parser of ``entry`` (also used for top-level aliases such as ``condense g2m``)."""
+    note = f" (the same as `condense {alias_of}`)" if alias_of else ""
+    mp = sub.add_parser(name or entry.name, help=f"{entry.summary} ({entry.paper}){note}",
+                        description=f"{entry.summary} ({entry.paper}); writes a {entry.produces}.{note}")
+    add_common(mp, default_dataset=entry.default_dataset)
+    mp.add_argument("--preset", default=None, help="a named preset of the method (applied after the dataset's own)")
+    for opt in entry.cli_options:
+        if opt.action:
+            mp.add_argument(opt.flag, action=opt.action, help=opt.help, dest=opt.attribute)
+        else:
+            mp.add_argument(opt.flag, type=opt.type, default=None, help=opt.help, dest=opt.attribute)
+    mp.set_defaults(func=cmd_distill, method=entry.name)
+    return mp
 
 
 # -- parser -----------------------------------------------------------------------------------------
@@ -188,29 +241,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
 
     p = sub.add_parser("datasets", help="list known datasets and whether they are found under the data root")
-    p.add_argument("--data-root", default=None, metavar="DIR", help="data folder (default: $CONDENSE_DATA, else the user cache)")
-    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    add_common(p, dataset=False, out=False, device=False, settings=False)
     p.set_defaults(func=cmd_datasets)
 
     p = sub.add_parser("info", help="print an artifact's metadata and tensor shapes")
     p.add_argument("artifact", help="path to a .safetensors artifact")
-    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    add_common(p, dataset=False, out=False, device=False, settings=False, data_root=False)
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("distill", help="run a distillation method and write its artifact")
     msub = p.add_subparsers(dest="method", metavar="METHOD")
     for entry in registry.entries():
-        if not entry.available():
-            continue
-        mp = msub.add_parser(entry.name, help=f"{entry.summary} ({entry.paper})",
-                             description=f"{entry.summary} ({entry.paper}); writes a {entry.produces}.")
-        add_common(mp, default_dataset=entry.default_dataset)
-        for opt in entry.cli_options:
-            if opt.action:
-                mp.add_argument(opt.flag, action=opt.action, help=opt.help, dest=opt.key)
-            else:
-                mp.add_argument(opt.flag, type=opt.type, default=None, help=opt.help, dest=opt.key)
-        mp.set_defaults(func=cmd_distill)
+        if entry.available():
+            add_method_parser(msub, entry)
 
     p = sub.add_parser("evaluate", help="train models on an artifact and test them on the real test split")
     p.add_argument("artifact", help="path to a .safetensors artifact")
@@ -220,6 +263,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also train on the baselines (random real, herding, ...) and the full training set")
     add_common(p, dataset=False, out=False)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("export", help="write an image set as an ImageFolder of PNGs or a Hugging Face dataset",
+                       description="Write an ImageSet's images in [0, 1] pixel space: --format folder writes "
+                                   "OUT/<class>/<index>.png (8-bit; values outside [0, 1] are clipped, and the count "
+                                   "is reported), --format hf a datasets.Dataset with save_to_disk (the hf extra).")
+    p.add_argument("artifact", help="path to an ImageSet .safetensors artifact")
+    p.add_argument("--format", choices=("folder", "hf"), default="folder", help="folder (default) or hf")
+    p.add_argument("--out", required=True, metavar="DIR", help="the folder to write (must not exist yet)")
+    add_common(p, dataset=False, out=False, device=False, settings=False, data_root=False)
+    p.set_defaults(func=cmd_export)
 
     for hook in registry.cli_hooks():
         hook(sub)

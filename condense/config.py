@@ -11,7 +11,14 @@ Every method's config is a ``@dataclass`` whose defaults are the published setti
 * an unknown key or an unparsable value raises :class:`ConfigError` naming the key, the value and what was
   expected; ints are not silently truncated from floats, and out-of-set literals are not clipped.
 
-Presets are ``{name: {field: value}}`` dictionaries kept next to each method; :func:`preset` looks one up.
+Presets are ``{name: {field: value}}`` dictionaries kept in each package's ``presets`` module. Every config in
+the library is built by one function, :func:`build_config`::
+
+    defaults  ->  presets in order (a method's dataset preset, then a named one)  ->  config dict  ->  overrides
+
+A config *object* is taken as complete: it replaces the defaults and the presets, and only overrides apply on
+top of it. Asking for a named preset together with a config object is an error, as is one key given two
+different values by the config dict and the overrides.
 """
 from __future__ import annotations
 
@@ -235,6 +242,39 @@ def preset(presets: Mapping[str, Mapping[str, Any]], name: str, *, what: str = "
         return dict(presets[name])
     except KeyError:
         raise ConfigError(f"unknown {what} {name!r}; known: {', '.join(sorted(presets))}") from None
+
+
+def build_config(cls: type[C], presets: Mapping[str, Mapping[str, Any]] | None = None, *, chain: Iterable[str] = (),
+                 config: C | Mapping[str, Any] | None = None, overrides: Mapping[str, Any] | None = None,
+                 what: str = "preset") -> C:
+    """Build a ``cls`` config: defaults, the presets named in ``chain`` (in order), ``config``, then ``overrides``.
+
+    ``config`` is either a ``cls`` instance, taken as complete (it replaces the defaults, and ``chain`` must be
+    empty: a preset would silently rewrite fields the object sets), or a mapping of fields applied after the
+    presets. A key that the ``config`` mapping and ``overrides`` both give, with different values, raises
+    :class:`ConfigError` naming it. Values may be typed or ``--set`` strings (see :func:`apply_overrides`).
+    """
+    chain = list(chain)
+    overrides = dict(overrides or {})
+    if config is not None and not isinstance(config, (cls, Mapping)):
+        raise TypeError(f"config must be a {cls.__name__} or a mapping of its fields, got {type(config).__name__}")
+    if isinstance(config, cls):
+        if chain:
+            raise ConfigError(f"a {cls.__name__} object is a complete config and cannot be combined with "
+                              f"{what}(s) {chain}; pass the preset alone, or build the object from it")
+        return apply_overrides(config, overrides)
+    cfg = cls()
+    for name in chain:
+        cfg = apply_overrides(cfg, preset(presets or {}, name, what=what))
+    if config:
+        types_ = field_types(cls)
+        for key in sorted(set(config) & set(overrides)):
+            tp = types_.get(key.partition(".")[0], Any) if "." not in key else Any
+            if parse_value(tp, config[key], key) != parse_value(tp, overrides[key], key):
+                raise ConfigError(f"{key!r} is given twice with different values: {config[key]!r} in config and "
+                                  f"{overrides[key]!r} as an override")
+        cfg = apply_overrides(cfg, config)
+    return apply_overrides(cfg, overrides)
 
 
 def require(condition: bool, key: str, message: str) -> None:

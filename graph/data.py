@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,35 @@ def load_tu(name: str, *, data_root: str | os.PathLike | None = None, use_node_a
         raise ValueError(f"dataset {key!r} is not a graph-classification (TU) dataset")
     root, folder_name = writable_root(folder)
     return TUDataset(str(root), folder_name, use_node_attr=use_node_attr, use_edge_attr=use_edge_attr)
+
+
+@dataclass
+class GraphSet:
+    """A graph-classification dataset, packed: every graph of it (``pack``), its classes, where it came from
+    (``source``: name, fingerprint, graph count), how many leading feature columns are continuous attributes
+    (the rest are one-hot labels), and the training subsample asked for (applied to the training split that the
+    method's protocol draws)."""
+
+    name: str
+    pack: Any  # condense.graph.nets.PackedGraphs
+    num_classes: int
+    source: dict[str, Any]
+    num_node_attributes: int = 0
+    train_per_class: int | None = None
+    subsample_seed: int = 0
+
+
+def load_graph_set(name: str, *, data_root: str | os.PathLike | None = None, train_per_class: int | None = None,
+                   seed: int = 0) -> GraphSet:
+    """A TU dataset as a :class:`GraphSet` (continuous node attributes and edge labels kept)."""
+    from condense.graph.nets import PackedGraphs
+
+    ds = load_tu(name, data_root=data_root)
+    key = canonical_name(name)
+    pack = PackedGraphs.from_graphs(ds)
+    source = {"name": key, "fingerprint": fingerprint(ds), "num_graphs": pack.num_graphs}
+    return GraphSet(key, pack, int(ds.num_classes), source, int(getattr(ds, "num_node_attributes", 0)),
+                    train_per_class, seed)
 
 
 def load_planetoid(name: str = "cora", *, data_root: str | os.PathLike | None = None,

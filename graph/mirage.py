@@ -27,7 +27,6 @@ features (an extension), support-proportional sampling that really samples, and 
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import math
 import warnings
@@ -38,50 +37,19 @@ import numpy as np
 import torch
 
 from condense.artifacts import TreeSet
-from condense.config import apply_overrides, from_dict, require, to_dict
-from condense.progress import get_logger, quiet as quiet_mode
+from condense.config import apply_overrides, build_config, from_dict, require, to_dict
+from condense.method import Method
+from condense.progress import get_logger
 from condense.runtime import Meter, resolve_device
 from condense.graph.accounting import graph_set_bytes, treeset_bytes
 from condense.graph.classify import TrainConfig, split_indices, summarise, train_run, train_runs
 from condense.graph.mining import Transactions, mine_classes
+from condense.graph.data import GraphSet
 from condense.graph.nets import PackedGraphs
+from condense.graph.presets import MIRAGE_PRESETS, TREE_EVAL_PRESETS
 from condense.graph.trees import clean_edges, computation_trees, dense_rank_rows, discretise, first_index
 
 log = get_logger("condense.mirage")
-
-#: Distillation presets ``mirage-<dataset>`` (reference configs, spec mirage.md §3); only datasets listed here have
-#: published thresholds. The NCI1 and IMDB-B scripts apply their grid step before the first evaluation, so the
-#: first thresholds they actually train on are (460, 590) - 20 = (440, 570) and (14, 15) - 1 = (13, 14). Their
-#: whole grids, ((440, 570), (420, 550)) and ((13, 14), ..., (4, 5)), are reachable as ``threshold_grid``.
-PRESETS: dict[str, dict[str, Any]] = {
-    # the NCI1 and IMDB-B scripts drop itemsets mined for both classes (the C++ drivers behind DD/OGB do not)
-    "mirage-NCI1": {"depth": 2, "support": (440, 570), "node_codes": "exact", "edge_codes": "constant",
-                    "exclusive": True},
-    "mirage-DD": {"depth": 1, "support": (15, 9), "node_codes": "exact"},
-    "mirage-IMDB-BINARY": {"depth": 2, "support": (13, 14), "node_codes": "degree", "exclusive": True},
-    "mirage-ogbg-molhiv": {"depth": 3, "support": (1800, 115)},
-    "mirage-ogbg-molbace": {"depth": 3, "support": (150, 104)},
-    "mirage-ogbg-molbbbp": {"depth": 3, "support": (11, 50)},
-}
-
-#: Published GNN training settings per dataset: ``"all"`` applies to every model, a model name to that model.
-EVAL_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "NCI1": {"all": {"layers": 2, "hidden": 128, "dropout": 0.5, "batch_size": 500, "lr": 1e-3,
-                     "weight_decay": 1e-2, "epochs": 301}},
-    "DD": {"all": {"batch_size": 64, "lr": 1e-3, "weight_decay": 1e-2, "epochs": 100},
-           "gcn": {"layers": 2, "hidden": 64, "dropout": 0.4},
-           "gat": {"layers": 2, "hidden": 64, "dropout": 0.1},
-           "gin": {"layers": 2, "hidden": 128, "dropout": 0.2}},
-    "IMDB-BINARY": {"all": {"layers": 3, "hidden": 64, "dropout": 0.2, "batch_size": 32, "lr": 1e-3,
-                            "weight_decay": 0.1}},
-    "ogbg-molhiv": {"all": {"lr": 1e-3, "epochs": 30, "hidden": 128},
-                    "gcn": {"layers": 3, "dropout": 0.1, "jk": "last", "norm": "batch", "batch_size": 64,
-                            "weight_decay": 1e-2},
-                    "gat": {"layers": 2, "dropout": 0.1, "jk": "sum", "batch_size": 32, "weight_decay": 1e-6},
-                    "gin": {"layers": 2, "dropout": 0.2, "jk": "sum", "batch_size": 32, "weight_decay": 1e-2}},
-    "ogbg-molbace": {"all": {"layers": 3, "hidden": 128, "dropout": 0.6, "jk": "last", "batch_size": 32,
-                             "lr": 1e-3, "weight_decay": 1e-2}},
-}
 
 NODE_CODES = ("exact", "degree", "quantile", "kmeans")
 #: The baselines of an evaluation: the full training split, and random or herding selections of real training
@@ -111,7 +79,7 @@ class MirageConfig:
     max_itemsets: int = 100_000  # per class; more raises (suggesting a higher θ)
     max_tree_nodes: int = 10_000_000  # total nodes of the materialised trees; more raises (suggesting a smaller L)
     allow_missing_classes: bool = False
-    symmetrize: bool = False  # add missing reverse edges instead of raising
+    symmetrise: bool = False  # add missing reverse edges instead of raising
     remove_self_loops: bool = False  # drop self-loops instead of raising
     use_node_attr: bool = True  # TU continuous node attributes
     use_edge_attr: bool = True
@@ -145,14 +113,6 @@ class MirageConfig:
                     f"thresholds must be > 0 (a count >= 1 or a fraction in (0, 1)), got {self.support!r}")
 
 
-def config_for(dataset: str | None, overrides: dict[str, Any] | None = None) -> MirageConfig:
-    """The ``mirage-<dataset>`` preset (if one exists) with ``overrides`` applied."""
-    cfg = MirageConfig()
-    if dataset is not None:
-        cfg = apply_overrides(cfg, PRESETS.get(f"mirage-{dataset}", {}))
-    return apply_overrides(cfg, overrides or {})
-
-
 # -- the method -----------------------------------------------------------------------------------------
 def _continuous_columns(x: torch.Tensor) -> torch.Tensor:
     if x.numel() == 0 or not x.is_floating_point():
@@ -168,66 +128,118 @@ def degree_features(pack: PackedGraphs, dim: int) -> torch.Tensor:
     return torch.nn.functional.one_hot(deg, dim).float()
 
 
-class Mirage:
-    """``Mirage(config).fit(graphs) -> TreeSet`` (see the module docstring)."""
+class Mirage(Method):
+    """``Mirage(config).fit(graphs) -> TreeSet`` (see the module docstring).
 
-    def __init__(self, config: MirageConfig | None = None):
-        if config is not None and not isinstance(config, MirageConfig):
-            raise TypeError(f"config must be a MirageConfig, got {type(config).__name__}")
-        self.config = config or MirageConfig()
+    ``graphs``: a :class:`~condense.graph.data.GraphSet` (a catalogue dataset: the configured protocol's training
+    split is distilled, and ``threshold_grid`` scores its points on the validation split), or your own training
+    graphs: a PyG dataset, a list of ``Data`` with graph labels ``y``, or a :class:`PackedGraphs` (all of them are
+    distilled). Inputs: ``num_classes`` (default: the largest label + 1). ``run_dir`` is accepted for the
+    protocol; distillation takes seconds and writes no checkpoints.
+    """
 
-    def fit(self, graphs, *, num_classes: int | None = None, source: dict | None = None, degree_dim: int | None = None,
-            device: str | torch.device = "auto", seed: int = 0) -> TreeSet:
-        """Distil training ``graphs`` (a PyG dataset, a sequence of ``Data`` with labels ``y``, or a
-        :class:`PackedGraphs`) into a :class:`TreeSet`.
+    name = "mirage"
+    config_class = MirageConfig
+    presets = MIRAGE_PRESETS
+    inputs = ("num_classes",)
 
-        ``num_classes`` defaults to max(y) + 1; ``degree_dim`` (``degree`` codes) to the largest training degree
-        + 1 (evaluation graphs need one-hot degrees of the same width); ``seed`` seeds the k-means discretiser.
-        """
+    @classmethod
+    def load_data(cls, name, *, data_root=None, train_per_class=None, seed=0) -> GraphSet:
+        from condense.graph.data import load_graph_set
+
+        return load_graph_set(name, data_root=data_root, train_per_class=train_per_class, seed=seed)
+
+    def fit(self, graphs, *, device: str | torch.device = "auto", seed: int = 0, run_dir=None,
+            num_classes: int | None = None) -> TreeSet:
+        """Distil ``graphs`` into a :class:`TreeSet`; ``seed`` seeds the k-means discretiser."""
         cfg = self.config
         device = resolve_device(device)
+        degree_dim, source = None, {}
+        if isinstance(graphs, GraphSet):
+            if cfg.support is None and cfg.target_itemsets_per_class is None:
+                raise ValueError(
+                    f"no published support thresholds for {graphs.name!r}: give support (e.g. --support 0.1 for 10% "
+                    "of each class, or --set support=40,60 as per-class counts) or target_itemsets_per_class; "
+                    "presets exist for " + ", ".join(sorted(MIRAGE_PRESETS)))
+            pack, num_classes, source = prepared_pack(graphs, cfg)
+            train, val, _ = split_for(pack.y, cfg, train_per_class=graphs.train_per_class, seed=graphs.subsample_seed)
+            source.update(protocol=cfg.protocol, split_seed=cfg.split_seed, folds=cfg.folds, fold=cfg.fold,
+                          train_per_class=graphs.train_per_class, subsample_seed=graphs.subsample_seed,
+                          train_graphs=int(train.size), train_index_sha=_index_digest(train))
+            degree_dim = source.get("degree_dim")
+            log.info("mirage: %s, %d training graphs, L=%d", source["name"], train.size, cfg.depth)
+            train_pack = pack.select(torch.as_tensor(train))
+            if cfg.threshold_grid:
+                cfg, grid = _select_threshold(cfg, train_pack, pack.select(torch.as_tensor(val)), num_classes,
+                                              source, device, seed)
+                source["threshold_grid"] = grid
+            graphs = train_pack
+        elif cfg.threshold_grid:
+            raise ValueError("threshold_grid scores each point on a validation split: distil a catalogue dataset, "
+                             "or choose the threshold on your own validation graphs and pass support")
         pack = graphs if isinstance(graphs, PackedGraphs) else PackedGraphs.from_graphs(graphs)
-        pack = pack.to(device)
-        if pack.num_graphs == 0:
-            raise ValueError("graphs is empty: Mirage needs training graphs")
-        K = int(num_classes) if num_classes is not None else int(pack.y.max()) + 1
-        if int(pack.y.min()) < 0 or int(pack.y.max()) >= K:
-            raise ValueError(f"graph labels must lie in [0, {K}), got [{int(pack.y.min())}, {int(pack.y.max())}]")
-        with Meter(device) as meter:
-            tensors, info = self._distil(pack, K, degree_dim, seed)
-        timing = {"fit_seconds": meter.result.wall_s, "peak_rss_mb": meter.result.peak_rss_mb}
-        original_pack = info.pop("original_pack")
-        original = {conv: graph_set_bytes(original_pack, conv) for conv in ("storage", "compact")}
-        distilled = {conv: treeset_bytes(tensors, conv) for conv in ("storage", "compact")}
-        nbytes = {
-            "distilled": distilled, "original": original,
-            "ratio": {c: original[c]["total"] / max(distilled[c]["total"], 1) for c in distilled},
-        }
-        per_class = [int((tensors["itemset_class"] == c).sum()) for c in range(K)]
-        summary = {
-            "train graphs": pack.num_graphs,
-            "depth L": cfg.depth,
-            "thresholds": info["thresholds"],
-            "distinct trees": info["distinct_trees"],
-            "stored trees": int(tensors["tree_ptr"].numel() - 1),
-            "itemsets per class": per_class,
-            "tree nodes": int(tensors["node_code"].numel()),
-            "bytes (storage)": f"{distilled['storage']['total']} vs {original['storage']['total']} "
-                               f"({nbytes['ratio']['storage']:.1f}x)",
-            "bytes (compact)": f"{distilled['compact']['total']} vs {original['compact']['total']} "
-                               f"({nbytes['ratio']['compact']:.1f}x)",
-            "fit seconds": round(timing["fit_seconds"], 3),
-        }
-        return TreeSet.create(
-            tensors, method="mirage", config=to_dict(cfg), source=dict(source or {}),
-            budget={"depth": cfg.depth, "thresholds": info["thresholds"], "class_sizes": info["class_sizes"],
-                    "itemsets": int(tensors["itemset_class"].numel())},
-            seed=seed, device=str(device),
-            extra={"summary": summary, "bytes": nbytes, "timing": timing, "features": info["features"],
-                   "num_classes": K, "distinct_trees": info["distinct_trees"]},
-        )
+        if not source:
+            source = {"name": "graphs", "fingerprint": _pack_digest(pack), "num_graphs": pack.num_graphs}
+        return _distil_artifact(cfg, pack.to(device), num_classes, source, degree_dim, device, seed)
 
-    def _distil(self, pack: PackedGraphs, K: int, degree_dim: int | None, seed: int):
+
+def _pack_digest(pack: PackedGraphs) -> str:
+    from condense.artifacts import content_digest
+
+    tensors = {k: getattr(pack, k) for k in ("x", "edge_index", "node_ptr", "y") if getattr(pack, k) is not None}
+    return content_digest(tensors)[:16]
+
+
+def _distil_artifact(cfg: MirageConfig, pack: PackedGraphs, num_classes: int | None, source: dict,
+                     degree_dim: int | None, device: torch.device, seed: int) -> TreeSet:
+    """Distil the training ``pack`` with ``cfg`` and build the :class:`TreeSet` with its byte accounting."""
+    if pack.num_graphs == 0:
+        raise ValueError("graphs is empty: Mirage needs training graphs")
+    K = int(num_classes) if num_classes is not None else int(pack.y.max()) + 1
+    if int(pack.y.min()) < 0 or int(pack.y.max()) >= K:
+        raise ValueError(f"graph labels must lie in [0, {K}), got [{int(pack.y.min())}, {int(pack.y.max())}]")
+    with Meter(device) as meter:
+        tensors, info = _Distiller(cfg).distil(pack, K, degree_dim, seed)
+    timing = {"fit_seconds": meter.result.wall_s, "peak_rss_mb": meter.result.peak_rss_mb}
+    original_pack = info.pop("original_pack")
+    original = {conv: graph_set_bytes(original_pack, conv) for conv in ("storage", "compact")}
+    distilled = {conv: treeset_bytes(tensors, conv) for conv in ("storage", "compact")}
+    nbytes = {
+        "distilled": distilled, "original": original,
+        "ratio": {c: original[c]["total"] / max(distilled[c]["total"], 1) for c in distilled},
+    }
+    per_class = [int((tensors["itemset_class"] == c).sum()) for c in range(K)]
+    summary = {
+        "train graphs": pack.num_graphs,
+        "depth L": cfg.depth,
+        "thresholds": info["thresholds"],
+        "distinct trees": info["distinct_trees"],
+        "stored trees": int(tensors["tree_ptr"].numel() - 1),
+        "itemsets per class": per_class,
+        "tree nodes": int(tensors["node_code"].numel()),
+        "bytes (storage)": f"{distilled['storage']['total']} vs {original['storage']['total']} "
+                           f"({nbytes['ratio']['storage']:.1f}x)",
+        "bytes (compact)": f"{distilled['compact']['total']} vs {original['compact']['total']} "
+                           f"({nbytes['ratio']['compact']:.1f}x)",
+        "fit seconds": round(timing["fit_seconds"], 3),
+    }
+    return TreeSet.create(
+        tensors, method="mirage", config=to_dict(cfg), source=dict(source),
+        budget={"depth": cfg.depth, "thresholds": info["thresholds"], "class_sizes": info["class_sizes"],
+                "itemsets": int(tensors["itemset_class"].numel())},
+        seed=seed, device=str(device),
+        extra={"summary": summary, "bytes": nbytes, "timing": timing, "features": info["features"],
+               "num_classes": K, "distinct_trees": info["distinct_trees"]},
+    )
+
+
+class _Distiller:
+    """Steps 1-5 of the module docstring on one packed training set."""
+
+    def __init__(self, config: MirageConfig):
+        self.config = config
+
+    def distil(self, pack: PackedGraphs, K: int, degree_dim: int | None, seed: int):
         cfg = self.config
         N = pack.num_nodes
         # 1. edge codes, graph hygiene, node codes (fitted on these training graphs only)
@@ -235,7 +247,7 @@ class Mirage:
         ecoding = discretise(edge_attr, cfg.edge_codes if edge_attr is not None else "constant",
                              num_rows=pack.num_edges, allow_float_exact=cfg.allow_float_exact, n_bins=cfg.n_bins,
                              n_codes=cfg.n_codes, seed=seed, argument="edge_codes")
-        edge_index, edge_code = clean_edges(pack.edge_index, N, ecoding.codes, symmetrize=cfg.symmetrize,
+        edge_index, edge_code = clean_edges(pack.edge_index, N, ecoding.codes, symmetrise=cfg.symmetrise,
                                             remove_self_loops=cfg.remove_self_loops)
         deg = torch.bincount(edge_index[1], minlength=N)
         features = {"x": "loader", "use_node_attr": cfg.use_node_attr, "use_edge_attr": edge_attr is not None}
@@ -306,21 +318,18 @@ def _index_digest(idx: np.ndarray) -> str:
     return hashlib.sha256(np.asarray(idx, dtype=np.int64).tobytes()).hexdigest()[:16]
 
 
-def load_graphs(dataset: str, cfg: MirageConfig, data_root=None) -> tuple[PackedGraphs, int, dict]:
-    """A TU dataset packed (``x`` replaced by one-hot degrees in ``degree`` mode), its class count and source
-    metadata."""
-    from condense.data import canonical_name
-    from condense.graph.data import fingerprint, load_tu
-
-    name = canonical_name(dataset)
-    ds = load_tu(name, data_root=data_root, use_node_attr=cfg.use_node_attr, use_edge_attr=cfg.use_edge_attr)
-    pack = PackedGraphs.from_graphs(ds)
-    source = {"name": name, "fingerprint": fingerprint(ds), "num_graphs": pack.num_graphs}
+def prepared_pack(graphs: GraphSet, cfg: MirageConfig) -> tuple[PackedGraphs, int, dict]:
+    """Every graph of ``graphs`` with the features ``cfg`` asks for (continuous attributes dropped unless
+    ``use_node_attr``, edge features unless ``use_edge_attr``, one-hot degrees in ``degree`` mode), the class count
+    and the source metadata."""
+    pack, source = graphs.pack, dict(graphs.source)
+    x = pack.x if cfg.use_node_attr else pack.x[:, graphs.num_node_attributes:]
+    pack = pack.with_features(x, pack.edge_attr if cfg.use_edge_attr else None)
     if cfg.node_codes == "degree":
         dim = int(torch.bincount(pack.edge_index[1], minlength=pack.num_nodes).max()) + 1
         pack = pack.with_features(degree_features(pack, dim), pack.edge_attr)
         source["degree_dim"] = dim
-    return pack, int(ds.num_classes), source
+    return pack, graphs.num_classes, source
 
 
 def split_for(labels: torch.Tensor, cfg: MirageConfig, *, train_per_class: int | None, seed: int):
@@ -334,34 +343,6 @@ def split_for(labels: torch.Tensor, cfg: MirageConfig, *, train_per_class: int |
     return train, val, test
 
 
-def run(dataset: str = "MUTAG", *, data_root=None, device="auto", seed: int = 0, train_per_class: int | None = None,
-        out=None, quiet: bool | None = None, **overrides) -> TreeSet:
-    """Distil a TU dataset's training split (evaluation.md §5) with the ``mirage-<dataset>`` preset and
-    ``overrides`` (``depth``, ``support``, any :class:`MirageConfig` field). Datasets without published
-    thresholds need ``support``. ``out`` is unused: distillation takes seconds and needs no checkpoints."""
-    ctx = quiet_mode(quiet) if quiet is not None else contextlib.nullcontext()
-    with ctx:
-        cfg = config_for(dataset, overrides)
-        if cfg.support is None and cfg.target_itemsets_per_class is None:
-            raise ValueError(
-                f"no published support thresholds for {dataset!r}: give support (e.g. --support 0.1 for 10% of each "
-                "class, or --set support=40,60 as per-class counts) or target_itemsets_per_class; presets exist for "
-                + ", ".join(sorted(PRESETS))
-            )
-        pack, K, source = load_graphs(dataset, cfg, data_root)
-        train, val, test = split_for(pack.y, cfg, train_per_class=train_per_class, seed=seed)
-        source.update(protocol=cfg.protocol, split_seed=cfg.split_seed, folds=cfg.folds, fold=cfg.fold,
-                      train_per_class=train_per_class, subsample_seed=seed, train_graphs=int(train.size),
-                      train_index_sha=_index_digest(train))
-        log.info("mirage: %s, %d training graphs, L=%d", source["name"], train.size, cfg.depth)
-        train_pack = pack.select(torch.as_tensor(train))
-        if cfg.threshold_grid:
-            cfg, grid = _select_threshold(cfg, train_pack, pack.select(torch.as_tensor(val)), K, source, device, seed)
-            source["threshold_grid"] = grid
-        return Mirage(cfg).fit(train_pack, num_classes=K, source=source, degree_dim=source.get("degree_dim"),
-                               device=device, seed=seed)
-
-
 def _select_threshold(cfg: MirageConfig, train: PackedGraphs, val: PackedGraphs, K: int, source: dict, device, seed):
     """Distil at every θ of ``cfg.threshold_grid``, train ``cfg.grid_runs`` ``cfg.grid_model`` models on each set and
     keep the θ with the best mean validation metric (the test split is never looked at). Grid points where a class
@@ -370,11 +351,11 @@ def _select_threshold(cfg: MirageConfig, train: PackedGraphs, val: PackedGraphs,
     for theta in cfg.threshold_grid:
         point = replace(cfg, support=theta if len(theta) > 1 else theta[0], threshold_grid=())
         try:
-            art = Mirage(point).fit(train, num_classes=K, degree_dim=source.get("degree_dim"), device=device, seed=seed)
+            art = _distil_artifact(point, train.to(device), K, source, source.get("degree_dim"), device, seed)
         except ValueError as exc:
             rows.append({"support": list(theta), "skipped": str(exc)})
             continue
-        ecfg = eval_config_for(source["name"], cfg.grid_model, cfg.depth, {"runs": cfg.grid_runs})
+        ecfg = tree_eval_config(source["name"], cfg.grid_model, cfg.depth, {"runs": cfg.grid_runs})
         graphs = real_graphs(val, art).to(resolve_device(device))
         summary, _ = train_runs(training_graphs(art, resolve_device(device)), graphs, graphs, ecfg, num_classes=K,
                                 seed=seed, sampling=ecfg.sampling, desc=f"grid {list(theta)}")
@@ -391,7 +372,7 @@ def _select_threshold(cfg: MirageConfig, train: PackedGraphs, val: PackedGraphs,
 
 # -- training on a TreeSet and evaluation -------------------------------------------------------------
 @dataclass
-class EvalConfig(TrainConfig):
+class TreeEvalConfig(TrainConfig):
     """How a TreeSet is evaluated: a :class:`TrainConfig` (the dataset's published settings where they exist)
     plus the baselines' size and the optional discretisation of evaluation features."""
 
@@ -408,11 +389,14 @@ class EvalConfig(TrainConfig):
         require(not unknown, "baseline_sets", f"unknown {unknown}; known: {', '.join(BASELINE_SETS)}")
 
 
-def eval_config_for(dataset: str | None, model: str, depth: int, overrides: dict[str, Any] | None = None) -> EvalConfig:
-    """Library defaults, then the dataset's published settings for ``model``, then ``overrides``; J defaults to L."""
-    preset = EVAL_PRESETS.get(dataset or "", {})
-    values = {**preset.get("all", {}), **preset.get(model, {}), "model": model}
-    cfg = apply_overrides(apply_overrides(EvalConfig(), values), overrides or {})
+def tree_eval_config(dataset: str | None, model: str, depth: int,
+                     overrides: dict[str, Any] | None = None) -> TreeEvalConfig:
+    """Library defaults, the dataset's published settings (``<dataset>``, then ``<dataset>-<model>``), ``model``,
+    then ``overrides``; J defaults to L."""
+    key = (dataset or "").lower()
+    chain = [name for name in (key, f"{key}-{model}") if name in TREE_EVAL_PRESETS]
+    cfg = build_config(TreeEvalConfig, TREE_EVAL_PRESETS, chain=chain, overrides={"model": model, **(overrides or {})},
+                       what="evaluation preset")
     if cfg.layers is None:
         cfg = apply_overrides(cfg, {"layers": depth})
     return cfg
@@ -447,6 +431,11 @@ def training_graphs(artifact: TreeSet, device: str | torch.device = "cpu") -> Pa
                         trees.edge_attr, trees.root_mask, trees.deg, t["itemset_support"].float())
 
 
+def to_data_list(artifact: TreeSet) -> list:
+    """:meth:`TreeSet.to_data_list`: the training view (:func:`training_graphs`) as PyG ``Data`` objects."""
+    return training_graphs(artifact).to_data_list()
+
+
 def real_graphs(pack: PackedGraphs, artifact: TreeSet, *, discretise_eval: bool = False) -> PackedGraphs:
     """Real graphs in the TreeSet's feature space: edge features only where the set codes them, continuous
     columns scaled like the codebook, and (``discretise_eval``) features snapped to the nearest codebook row."""
@@ -467,7 +456,7 @@ def _fmt_stat(s: dict) -> str:
     return f"{s['mean']:.4f} ± {s['std']:.4f}"
 
 
-def evaluate_treeset(artifact: TreeSet, train: PackedGraphs, val: PackedGraphs, test: PackedGraphs, cfg: EvalConfig, *,
+def evaluate_treeset(artifact: TreeSet, train: PackedGraphs, val: PackedGraphs, test: PackedGraphs, cfg: TreeEvalConfig, *,
                      num_classes: int, device="auto", seed: int = 0, baselines: bool = False) -> dict:
     """Train ``cfg.runs`` models on the TreeSet (and, with ``baselines``, on the full training split, random
     and herding selections at the set's byte budget and at ``cfg.baseline_per_class`` graphs per class); test
@@ -543,10 +532,10 @@ def evaluate_treeset(artifact: TreeSet, train: PackedGraphs, val: PackedGraphs, 
               "train_seconds": {k: v["train_seconds"] for k, v in results.items()}}
     text = _table(dataset, cfg, L, results, compression, num_classes)
     return {"kind": "TreeSet", "method": "mirage", "dataset": dataset, "model": cfg.model, "config": to_dict(cfg),
-            "results": results, "compression": compression, "timing": timing, "_text": text}
+            "results": results, "compression": compression, "timing": timing, "table": text}
 
 
-def _table(dataset: str, cfg: EvalConfig, L: int, results: dict, compression: dict, K: int) -> str:
+def _table(dataset: str, cfg: TreeEvalConfig, L: int, results: dict, compression: dict, K: int) -> str:
     auc = "ROC-AUC" if K == 2 else "macro OvR AUC"
     lines = [
         f"Mirage TreeSet on {dataset} (L={L}): {cfg.model.upper()} J={cfg.layers}, {cfg.runs} runs, "
@@ -566,33 +555,71 @@ def _table(dataset: str, cfg: EvalConfig, L: int, results: dict, compression: di
     return "\n".join(lines)
 
 
-def evaluate_artifact(artifact: TreeSet, *, model: str | None = None, runs: int | None = None, data_root=None,
-                      device="auto", seed: int = 0, baselines: bool = False, **overrides) -> dict:
-    """Evaluate a TreeSet on the real graphs of its source dataset (the same split it was distilled from).
+#: config keys renamed since artifacts were first written (old name -> new name), so older TreeSets still evaluate
+RENAMED_FIELDS = {"symmetrize": "symmetrise"}
 
-    ``model``: gcn, gin (default), gat or sage; ``runs``: seeds (default 10); ``overrides``: :class:`EvalConfig`
+
+def stored_config(artifact: TreeSet) -> MirageConfig:
+    """The :class:`MirageConfig` a TreeSet was distilled with."""
+    values = {RENAMED_FIELDS.get(k, k): v for k, v in (artifact.meta.get("config") or {}).items()}
+    return from_dict(MirageConfig, values)
+
+
+def _as_pack(graphs, what: str) -> PackedGraphs:
+    if isinstance(graphs, PackedGraphs):
+        return graphs
+    try:
+        return PackedGraphs.from_graphs(graphs)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise TypeError(f"{what} must be a PyG dataset, a list of Data with graph labels y, or PackedGraphs: "
+                        f"{exc}") from None
+
+
+def evaluate_artifact(artifact: TreeSet, data=None, *, model: str | None = None, runs: int | None = None,
+                      data_root=None, device="auto", seed: int = 0, baselines: bool = False, **overrides) -> dict:
+    """Evaluate a TreeSet on real graphs: the split of its catalogue dataset it was distilled from, or ``data`` =
+    ``(train, val, test)`` (each a PyG dataset, a list of ``Data`` or :class:`PackedGraphs`, in the features the set
+    was distilled from) for a set made from your own graphs.
+
+    ``model``: gcn, gin (default), gat or sage; ``runs``: seeds (default 10); ``overrides``: :class:`TreeEvalConfig`
     fields (e.g. ``epochs``, ``sampling``, ``report``). With ``baselines`` also trains on the full training
     split and on random / herding selections (see :func:`evaluate_treeset`).
     """
     if not isinstance(artifact, TreeSet):
         raise TypeError(f"artifact must be a TreeSet, got {type(artifact).__name__}")
     source = artifact.meta.get("source", {})
-    if not source.get("name"):
-        raise ValueError("this TreeSet records no source dataset; evaluate it with condense.graph.mirage.evaluate_treeset and "
-                         "your own train/val/test graphs")
-    mcfg = from_dict(MirageConfig, artifact.meta.get("config", {}))
-    pack, K, now = load_graphs(source["name"], mcfg, data_root)
-    if source.get("fingerprint") and now["fingerprint"] != source["fingerprint"]:
-        raise ValueError(f"the {source['name']} files under the data root differ from the ones this TreeSet was "
-                         f"distilled from (fingerprint {now['fingerprint']} vs {source['fingerprint']})")
+    values = dict(overrides)
+    if runs is not None:
+        values["runs"] = runs
+    depth = int(artifact.meta["budget"]["depth"])
+    if data is not None:
+        if not (isinstance(data, (tuple, list)) and len(data) == 3):
+            raise TypeError("data must be (train, val, test) graphs for a TreeSet")
+        train, val, test = (_as_pack(g, what) for g, what in zip(data, ("train", "val", "test")))
+        K = int((artifact.meta.get("extra") or {}).get("num_classes") or int(train.y.max()) + 1)
+        cfg = tree_eval_config(None, model or "gin", depth, values)
+        return evaluate_treeset(artifact, train, val, test, cfg, num_classes=K, device=device, seed=seed,
+                                baselines=baselines)
+    from condense.data import canonical_name
+
+    try:
+        name = canonical_name(source.get("name") or "")
+    except ValueError:
+        raise ValueError(f"this TreeSet was distilled from your own graphs (source {source.get('name')!r}): pass "
+                         "data=(train, val, test) graphs to evaluate it") from None
+    from condense.graph.data import load_graph_set
+
+    mcfg = stored_config(artifact)
+    graphs = load_graph_set(name, data_root=data_root)
+    if source.get("fingerprint") and graphs.source["fingerprint"] != source["fingerprint"]:
+        raise ValueError(f"the {name} files under the data root differ from the ones this TreeSet was "
+                         f"distilled from (fingerprint {graphs.source['fingerprint']} vs {source['fingerprint']})")
+    pack, K, _ = prepared_pack(graphs, mcfg)
     train, val, test = split_for(pack.y, mcfg, train_per_class=source.get("train_per_class"),
                                  seed=int(source.get("subsample_seed", 0)))
     if source.get("train_index_sha") and _index_digest(train) != source["train_index_sha"]:
         raise ValueError("the training split rebuilt for evaluation differs from the one the TreeSet was distilled from")
-    values = dict(overrides)
-    if runs is not None:
-        values["runs"] = runs
-    cfg = eval_config_for(source["name"], model or "gin", int(artifact.meta["budget"]["depth"]), values)
+    cfg = tree_eval_config(name, model or "gin", depth, values)
     sel = lambda idx: pack.select(torch.as_tensor(idx))  # noqa: E731
     return evaluate_treeset(artifact, sel(train), sel(val), sel(test), cfg, num_classes=K, device=device, seed=seed,
                             baselines=baselines)

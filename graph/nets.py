@@ -73,6 +73,24 @@ def gcn_edge_weights(edge_index: torch.Tensor, num_nodes: int, deg: torch.Tensor
     return ei, inv[ei[0]] * inv[ei[1]]
 
 
+def root_readout(h: torch.Tensor, batch: torch.Tensor, root_mask: torch.Tensor | None = None, *,
+                 reduce: str = "sum", num_graphs: int | None = None) -> torch.Tensor:
+    """Pool node embeddings ``h`` [N, D] into graph embeddings [G, D] over every node, or over the nodes of
+    ``root_mask`` only: :math:`h_G = \\mathrm{READOUT}\\{h_v : v \\in G,\\ \\mathrm{root}(v)\\}`.
+
+    The readout to use in your own PyG model when it trains on a Mirage tree set
+    (``TreeSet.to_data_list()``): ``root_readout(h, batch.batch, batch.root_mask)``. On real graphs (no
+    ``root_mask``) it is the ordinary sum/mean/max pooling."""
+    from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_pool
+
+    pools = {"sum": global_add_pool, "mean": global_mean_pool, "max": global_max_pool}
+    if reduce not in pools:
+        raise ValueError(f"reduce must be one of {sorted(pools)}, got {reduce!r}")
+    if root_mask is not None:
+        h, batch = h[root_mask], batch[root_mask]
+    return pools[reduce](h, batch, size=num_graphs)
+
+
 class GraphClassifier(nn.Module):
     """A GNN graph classifier (see the module docstring). ``forward(data)`` takes anything with ``x``,
     ``edge_index``, ``batch``, ``num_graphs`` and optionally ``edge_attr``, ``root_mask``, ``deg`` (a
@@ -134,15 +152,8 @@ class GraphClassifier(nn.Module):
 
     def embed(self, data) -> torch.Tensor:
         """Graph embeddings ``[num_graphs, D]``: the readout over every node, or over roots when ``root_mask``."""
-        from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_pool
-
-        h = self.node_embeddings(data)
-        batch = data.batch
-        mask = getattr(data, "root_mask", None)
-        if mask is not None:
-            h, batch = h[mask], batch[mask]
-        pool = {"sum": global_add_pool, "mean": global_mean_pool, "max": global_max_pool}[self.config.readout]
-        return pool(h, batch, size=data.num_graphs)
+        return root_readout(self.node_embeddings(data), data.batch, getattr(data, "root_mask", None),
+                            reduce=self.config.readout, num_graphs=data.num_graphs)
 
     def forward(self, data) -> torch.Tensor:
         return self.head(self.embed(data))
@@ -217,6 +228,25 @@ class PackedGraphs:
             y=self.y[idx], edge_attr=pick(self.edge_attr, edges), root_mask=pick(self.root_mask, nodes),
             deg=pick(self.deg, nodes), weight=pick(self.weight, idx),
         )
+
+    def to_data_list(self) -> list:
+        """One PyG ``Data`` per graph, with local node indices and every per-node/edge/graph field carried over
+        (``weight`` becomes a one-element tensor per graph, ``y`` too)."""
+        from torch_geometric.data import Data
+
+        pack = self.to("cpu")
+        out = []
+        node_ptr, edge_ptr = pack.node_ptr.tolist(), pack.edge_ptr.tolist()
+        for g in range(pack.num_graphs):
+            n0, n1, e0, e1 = node_ptr[g], node_ptr[g + 1], edge_ptr[g], edge_ptr[g + 1]
+            data = Data(x=pack.x[n0:n1], edge_index=pack.edge_index[:, e0:e1] - n0, y=pack.y[g:g + 1])
+            for key, t in (("edge_attr", pack.edge_attr), ("root_mask", pack.root_mask), ("deg", pack.deg)):
+                if t is not None:
+                    data[key] = t[e0:e1] if key == "edge_attr" else t[n0:n1]
+            if pack.weight is not None:
+                data.weight = pack.weight[g:g + 1]
+            out.append(data)
+        return out
 
     def to(self, device) -> "PackedGraphs":
         move = lambda t: None if t is None else t.to(device)  # noqa: E731

@@ -1,5 +1,5 @@
 """Node-classification teachers for GNN-to-MLP distillation: GCN, GraphSAGE, GAT and APPNP on PyTorch Geometric
-with the DGL semantics of the FF-G2M / GLNN reference code, the MLP their students use, and the supervised
+with the DGL semantics of the FF-G2M / GLNN reference code, the MLP their students use (:class:`NodeMLP`), and the supervised
 training protocol (Adam, early stopping on validation accuracy).
 
 Every model maps ``(x, edge_index) -> logits``; ``edge_index`` is either a ``[2, E]`` index tensor or a
@@ -16,11 +16,15 @@ per node, symmetric.
 * **GAT** (Velickovic et al., ICLR 2018; DGL ``GATConv``): hidden layers have ``heads`` heads of width
   ``hidden / heads`` (concatenated), the output layer one head (averaged); feature dropout on every layer's
   input, attention dropout, LeakyReLU slope 0.2 in the attention, ReLU after hidden layers, no residual.
-* **APPNP** (Gasteiger et al., ICLR 2019): the :class:`MLP` below, then ``K`` steps of personalised-PageRank
+* **APPNP** (Gasteiger et al., ICLR 2019): the :class:`NodeMLP` below, then ``K`` steps of personalised-PageRank
   propagation :math:`H \\leftarrow (1-\\alpha) \\hat D^{-1/2} \\hat A \\hat D^{-1/2} H + \\alpha H_0`. Not part
   of the published FF-G2M protocol.
-* **MLP** (the student): Linear -> ReLU -> dropout per hidden layer, a final Linear; no input dropout, no norm
+* **NodeMLP** (the student): Linear -> ReLU -> dropout per hidden layer, a final Linear; no input dropout, no norm
   (FF-G2M reference ``src/models.py``, class ``MLP``).
+
+**Your own teacher:** ``register("my-gnn", builder)`` with ``builder(in_dim, out_dim, config) -> nn.Module`` mapping
+``(x, edge_index)`` to logits; ``config`` is the :class:`TeacherConfig` (its ``num_layers``, ``hidden``, ``dropout``
+are yours to use). The name then works as FF-G2M's ``teacher``.
 
 Training (:func:`train_teacher`, :func:`fit_early_stopping`): full batch, Adam (lr 0.01, weight decay 5e-4),
 cross-entropy on the training nodes, at most 500 epochs; validation accuracy in eval mode every epoch; the
@@ -33,7 +37,7 @@ import math
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Mapping, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -42,6 +46,7 @@ from torch_geometric.nn import APPNP, GATConv, GCNConv, MessagePassing
 from torch_geometric.utils import add_self_loops, coalesce, is_undirected, remove_self_loops, spmm, to_undirected
 
 from condense.config import require
+from condense.registry import NetworkRegistry
 
 TEACHERS: tuple[str, ...] = ("gcn", "sage", "gat", "appnp")
 
@@ -117,12 +122,12 @@ def _widths(in_dim: int, hidden: int, out_dim: int, num_layers: int) -> list[tup
     return list(zip(dims[:-1], dims[1:]))
 
 
-class MLP(nn.Module):
+class NodeMLP(nn.Module):
     """:math:`h_{l+1} = \\mathrm{Dropout}(\\mathrm{ReLU}(W_l h_l + b_l))` for the hidden layers, logits
     :math:`W_L h_L + b_L`. No input dropout, no normalisation (FF-G2M reference, class ``MLP``).
 
     The weights are ``layers.<i>.weight`` / ``layers.<i>.bias``: the layout ``condense.artifacts.Student``
-    rebuilds without this class. ``edge_index`` is accepted and ignored, so an MLP is a drop-in node classifier.
+    rebuilds without this class. ``edge_index`` is accepted and ignored, so a NodeMLP is a drop-in node classifier.
     """
 
     def __init__(self, in_dim: int, hidden: int, out_dim: int, num_layers: int, dropout: float = 0.0):
@@ -236,16 +241,28 @@ class GAT(nn.Module):
 
 
 class APPNPNet(nn.Module):
-    """APPNP: an :class:`MLP` predicts, then ``k`` personalised-PageRank steps with teleport ``alpha`` propagate."""
+    """APPNP: a :class:`NodeMLP` predicts, then ``k`` personalised-PageRank steps with teleport ``alpha`` propagate."""
 
     def __init__(self, in_dim: int, hidden: int, out_dim: int, num_layers: int, dropout: float = 0.5, *,
                  k: int = 10, alpha: float = 0.1):
         super().__init__()
-        self.mlp = MLP(in_dim, hidden, out_dim, num_layers, dropout)
+        self.mlp = NodeMLP(in_dim, hidden, out_dim, num_layers, dropout)
         self.propagate = APPNP(K=k, alpha=alpha, add_self_loops=False, normalize=True)
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         return self.propagate(self.mlp(x), edge_index)
+
+
+# -- users' own teachers -----------------------------------------------------------------------------
+#: ``register(name, builder)``: a user's teacher GNN, ``builder(in_dim, out_dim, config: TeacherConfig) ->
+#: nn.Module`` mapping ``(x, edge_index)`` to logits; the name then works as ``teacher=`` / ``--teacher``
+register = NetworkRegistry("teacher GNN", "builder(in_dim, out_dim, config) -> nn.Module mapping (x, edge_index) "
+                                          "to logits", lambda name: name in TEACHERS)
+
+
+def teacher_names() -> tuple[str, ...]:
+    """The built-in teachers and the registered ones."""
+    return TEACHERS + tuple(register.names())
 
 
 # -- configuration ----------------------------------------------------------------------------------
@@ -253,7 +270,7 @@ class APPNPNet(nn.Module):
 class TeacherConfig:
     """A teacher's architecture and training protocol (defaults: the FF-G2M reference's fixed settings)."""
 
-    arch: Literal["gcn", "sage", "gat", "appnp"] = "gcn"
+    arch: str = "gcn"  # gcn, sage, gat, appnp or a registered name
     num_layers: int = 2
     hidden: int = 64
     dropout: float = 0.5
@@ -268,7 +285,7 @@ class TeacherConfig:
     patience: int = 50
 
     def __post_init__(self):
-        require(self.arch in TEACHERS, "arch", f"expected one of {', '.join(TEACHERS)}, got {self.arch!r}")
+        require(self.arch in teacher_names(), "arch", f"expected one of {', '.join(teacher_names())}, got {self.arch!r}")
         require(self.num_layers >= 1, "num_layers", f"must be >= 1, got {self.num_layers}")
         require(self.hidden >= 1, "hidden", f"must be >= 1, got {self.hidden}")
         require(0.0 <= self.dropout < 1.0, "dropout", f"must be in [0, 1), got {self.dropout}")
@@ -285,7 +302,14 @@ class TeacherConfig:
 
 
 def build_teacher(cfg: TeacherConfig, in_dim: int, out_dim: int) -> nn.Module:
-    """A freshly initialised teacher of architecture ``cfg.arch``."""
+    """A freshly initialised teacher of architecture ``cfg.arch`` (a built-in one or a registered builder's)."""
+    user = register.get(cfg.arch)
+    if user is not None:
+        model = user(in_dim, out_dim, cfg)
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"the teacher builder registered as {cfg.arch!r} returned {type(model).__name__}, "
+                            "not an nn.Module")
+        return model
     common = (in_dim, cfg.hidden, out_dim, cfg.num_layers, cfg.dropout)
     builders: dict[str, Callable[[], nn.Module]] = {
         "gcn": lambda: GCN(*common),
@@ -297,10 +321,10 @@ def build_teacher(cfg: TeacherConfig, in_dim: int, out_dim: int) -> nn.Module:
     return builders[cfg.arch]()
 
 
-def student_for(cfg: TeacherConfig, in_dim: int, out_dim: int, dropout: float) -> MLP:
+def student_for(cfg: TeacherConfig, in_dim: int, out_dim: int, dropout: float) -> NodeMLP:
     """The student mirroring a teacher: same number of layers, same hidden width (for GAT the full width, heads
     times the per-head width), dropout only after hidden ReLUs."""
-    return MLP(in_dim, cfg.hidden, out_dim, cfg.num_layers, dropout)
+    return NodeMLP(in_dim, cfg.hidden, out_dim, cfg.num_layers, dropout)
 
 
 # -- early stopping and the training loop -----------------------------------------------------------

@@ -120,7 +120,7 @@ def clean_edges(
     num_nodes: int,
     edge_code: torch.Tensor | None = None,
     *,
-    symmetrize: bool = False,
+    symmetrise: bool = False,
     remove_self_loops: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Check and normalise a (batched) undirected graph: returns ``(edge_index, edge_code)`` sorted by (u, v).
@@ -129,7 +129,7 @@ def clean_edges(
       ``remove_self_loops=True`` drops them;
     * duplicate edges are coalesced; duplicates carrying different edge codes raise;
     * the graph must be undirected: every (u, v) needs (v, u) with the same edge code. A missing reverse edge
-      raises unless ``symmetrize=True`` adds it (with the same code).
+      raises unless ``symmetrise=True`` adds it (with the same code).
     """
     if edge_index.dim() != 2 or edge_index.shape[0] != 2:
         raise ValueError(f"edge_index must have shape [2, E], got {list(edge_index.shape)}")
@@ -172,11 +172,11 @@ def clean_edges(
         i = int((has_rev & (code[pos] != code)).nonzero()[0])
         raise ValueError(f"edge ({int(src[i])}, {int(dst[i])}) and its reverse carry different edge codes")
     if not bool(has_rev.all()):
-        if not symmetrize:
+        if not symmetrise:
             i = int((~has_rev).nonzero()[0])
             raise ValueError(
                 f"the graph is directed: edge ({int(src[i])}, {int(dst[i])}) has no reverse edge "
-                f"({int((~has_rev).sum())} such edges). Computation trees need undirected graphs; pass symmetrize=True"
+                f"({int((~has_rev).sum())} such edges). Computation trees need undirected graphs; pass symmetrise=True"
             )
         miss = ~has_rev
         key, src, dst, code = coalesce(torch.cat([src, dst[miss]]), torch.cat([dst, src[miss]]), torch.cat([code, code[miss]]))

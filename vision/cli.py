@@ -4,7 +4,8 @@ Only argparse is imported here; the handlers import torch and the methods when t
 
 ``condense buffer --dataset mnist --experts N --epochs E --out BUF_DIR`` trains (or resumes) an expert
 buffer; ``--shard i/n`` or ``--experts-range a:b`` trains one share (``torchrun`` ranks are picked up
-automatically); ``condense buffer --merge SHARE1 SHARE2 ... --out BUF_DIR`` combines shares.
+automatically); ``condense buffer --merge SHARE1 SHARE2 ... --out BUF_DIR`` combines shares. Shards are
+numbered from 1, as in ``condense bench run`` (:mod:`condense.shard`).
 
 ``condense mtt-memory --dataset mnist --ipc 1 --buffer BUF_DIR --syn-steps 10 20 40`` measures the peak memory
 of one distillation iteration per N, with and without ``inner_checkpoint`` (each in a fresh process).
@@ -12,14 +13,6 @@ of one distillation iteration per N, with and without ``inner_checkpoint`` (each
 from __future__ import annotations
 
 import argparse
-
-
-def _shard(text: str) -> tuple[int, int]:
-    try:
-        i, n = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--shard expects i/n (e.g. 0/4), got {text!r}") from None
-    return i, n
 
 
 def _range(text: str) -> tuple[int, int]:
@@ -51,7 +44,7 @@ def cmd_buffer(args: argparse.Namespace) -> None:
         overrides["loss_clipping"] = True
     if args.zca:
         overrides["zca"] = True
-    config = buffer_config(overrides, preset_name="ast" if args.ast else "mtt")
+    config = buffer_config(overrides, preset="ast" if args.ast else "mtt")
 
     from condense.runtime import Meter
     from condense.vision.data import load_images
@@ -90,16 +83,16 @@ def memory_probe(dataset: str, buffer: str, ipc: int, syn_steps: int, inner_chec
     from condense.progress import quiet
     from condense.runtime import current_rss_mb
     from condense.vision.data import load_images
-    from condense.vision.trajectory import TrajectoryMatching, make_config
+    from condense.vision.trajectory import TrajectoryMatching
 
     data = load_images(dataset, data_root=data_root, train_per_class=train_per_class)
-    cfg, _ = make_config(data.name, overrides={**(overrides or {}), "ipc": ipc, "iterations": 1,
-                                               "syn_steps": syn_steps, "inner_checkpoint": inner_checkpoint})
+    cfg, _ = TrajectoryMatching.configure(data, **{**(overrides or {}), "ipc": ipc, "iterations": 1,
+                                                  "syn_steps": syn_steps, "inner_checkpoint": inner_checkpoint})
     method = TrajectoryMatching(cfg)
     buf = method._open(buffer)
     before = current_rss_mb()
     with quiet():
-        art = method.fit(data, buf, device=device, seed=0)
+        art = method.fit(data, buffer=buf, device=device, seed=0)
     s = art.meta["extra"]["summary"]
     return {"syn_steps": syn_steps, "inner_checkpoint": inner_checkpoint, "rss_before_mb": round(before, 1),
             "peak_rss_mb": s["peak_rss_mb"], "peak_cuda_mb": s["peak_cuda_mb"], "wall_s": s["wall_s"],
@@ -139,7 +132,7 @@ def cmd_memory(args: argparse.Namespace) -> None:
 
 def add_commands(subparsers) -> None:
     """Add ``buffer`` and ``mtt-memory`` to the ``condense`` command (see :data:`condense.registry.CLI_HOOKS`)."""
-    from condense.cli import add_common
+    from condense.cli import add_common, shard_arg
 
     p = subparsers.add_parser("buffer", help="train (or resume) an expert-trajectory buffer for MTT/AST",
                               description="Train N experts for E epochs on the real data and store their "
@@ -157,7 +150,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--ast", action="store_true", help="AST's smooth experts: sgd_momentum, loss clipping, GP 2")
     p.add_argument("--zca", action="store_true", help="train in ZCA-whitened space (fitted on the training pixels)")
     share = p.add_mutually_exclusive_group()
-    share.add_argument("--shard", type=_shard, default=None, metavar="I/N", help="train experts e with e mod N = I")
+    share.add_argument("--shard", type=shard_arg, default=None, metavar="I/N",
+                       help="train shard I of N (1-based): experts e with e mod N = I - 1")
     share.add_argument("--experts-range", type=_range, default=None, metavar="A:B", help="train experts A <= e < B")
     share.add_argument("--merge", nargs="+", default=None, metavar="SHARE", help="merge buffer shares into --out")
     p.set_defaults(func=cmd_buffer)

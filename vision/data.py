@@ -91,9 +91,15 @@ class ImageData:
         std = torch.tensor(self.std, dtype=pixels.dtype, device=pixels.device).view(1, -1, 1, 1)
         return (pixels - mean) / std
 
+    @property
+    def space(self) -> str:
+        """``"normalised"`` (per-channel mean/std of [0, 1] pixels), ``"zca"`` (whitened) or ``"given"`` (a user's
+        tensors, taken as they are: model space and pixel space coincide)."""
+        return (self.extra.get("preprocessing") or {}).get("space") or self.extra.get("space", "normalised")
+
     def source_meta(self) -> dict[str, Any]:
         """What an artifact records about its source data."""
-        return {
+        source = {
             "name": self.name,
             "fingerprint": self.fingerprint,
             "num_train": int(self.y_train.numel()),
@@ -104,6 +110,11 @@ class ImageData:
             "std": list(self.std),
             "subsample": self.subsample,
         }
+        if self.extra.get("file"):
+            source["file"] = self.extra["file"]
+        if self.space == "given":
+            source["space"] = "given"
+        return source
 
     def __repr__(self) -> str:
         return (f"ImageData({self.name!r}, train={list(self.x_train.shape)}, test={list(self.x_test.shape)}, "
@@ -300,6 +311,59 @@ def _dataset_arrays(dataset) -> tuple[np.ndarray, np.ndarray]:
     elif x.ndim == 4 and x.shape[-1] in (1, 3, 4):
         x = x.transpose(0, 3, 1, 2)  # PIL / NumPy images are HWC
     return x, np.asarray(ys, dtype=np.int64)
+
+
+def _check_pair(x: Any, y: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or not x.is_floating_point():
+        raise ValueError(f"images must be a float tensor [N, C, H, W], got "
+                         f"{getattr(x, 'dtype', type(x).__name__)} {list(getattr(x, 'shape', []))}")
+    if not isinstance(y, torch.Tensor) or y.dim() != 1 or y.dtype != torch.int64 or y.shape[0] != x.shape[0]:
+        raise ValueError(f"labels must be an int64 tensor [N={x.shape[0]}], got "
+                         f"{getattr(y, 'dtype', type(y).__name__)} {list(getattr(y, 'shape', []))}")
+    if x.shape[0] == 0:
+        raise ValueError("images is empty: distillation needs real training images")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("images hold NaN or inf values")
+    return x, y
+
+
+def as_image_data(data: Any, *, num_classes: int | None = None, name: str = "tensors") -> ImageData:
+    """The :class:`ImageData` a method distils, from what a user has.
+
+    * an :class:`ImageData` is returned as it is;
+    * a pair ``(images [N, C, H, W] float, labels [N] int64)`` is taken **as given**: the images are what a model
+      sees, and the set distilled from them lives in the same space (no normalisation is applied or recorded);
+    * a ``torch.utils.data.Dataset`` of ``(image, label)`` is read once into such a pair (tensors [C, H, W] as
+      given; uint8 arrays or PIL images become [0, 1] floats).
+
+    ``num_classes`` defaults to the largest label + 1. The result has an empty test split; evaluation then needs
+    your test data (``condense.evaluate(artifact, data=...)``).
+    """
+    if isinstance(data, ImageData):
+        return data
+    if isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[0], torch.Tensor):
+        x, y = data
+    elif isinstance(data, torch.utils.data.Dataset):
+        if not hasattr(data, "__len__"):
+            raise TypeError("an iterable-style Dataset has no length; pass a map-style Dataset or (images, labels)")
+        arr, labels = _dataset_arrays(data)
+        x = torch.from_numpy(arr.astype(np.float32) / 255.0) if arr.dtype == np.uint8 else torch.as_tensor(arr).float()
+        y = torch.from_numpy(labels)
+        name = getattr(data, "name", None) if isinstance(getattr(data, "name", None), str) else "dataset"
+    else:
+        raise TypeError(f"data must be an ImageData, a pair (images, labels) of tensors or a torch Dataset of "
+                        f"(image, label), got {type(data).__name__}")
+    x, y = _check_pair(x, y)
+    k = int(num_classes) if num_classes is not None else int(y.max()) + 1
+    if int(y.min()) < 0 or int(y.max()) >= k:
+        raise ValueError(f"labels must lie in [0, {k - 1}] for {k} classes, got range [{int(y.min())}, {int(y.max())}]")
+    from condense.artifacts import content_digest
+
+    channels = x.shape[1]
+    return ImageData(name=name, x_train=x, y_train=y, x_test=x.new_zeros((0, *x.shape[1:])),
+                     y_test=y.new_zeros(0), mean=(0.0,) * channels, std=(1.0,) * channels,
+                     classes=[str(c) for c in range(k)], fingerprint=content_digest({"x": x, "y": y})[:16],
+                     extra={"space": "given"})
 
 
 def from_datasets(train, test, *, name: str = "dataset", classes: Sequence[str] | None = None,

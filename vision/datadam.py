@@ -40,7 +40,6 @@ The paper's variant (p = 4, instance-norm encoder, 8000 iterations, StepLR evalu
 from __future__ import annotations
 
 import os
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Mapping
@@ -50,31 +49,20 @@ import torch.nn.functional as F
 
 from condense.artifacts import ImageSet
 from condense.checkpoint import Checkpointer
-from condense.config import apply_overrides, preset, require, to_dict
-from condense.progress import get_logger, quiet as quiet_mode
+from condense.config import require, to_dict
+from condense.method import Method
+from condense.progress import get_logger
 from condense.runtime import Meter, generator as make_generator, resolve_device
 from condense.vision.augment import DSA, DSAConfig, strategy_for
 from condense.vision.coreset import kmeans, random_real
-from condense.vision.evaluate import PROFILES as EVAL_PROFILES
-from condense.vision.nets import Features, build_net, default_init_, parse_net_name
+from condense.vision.nets import Features, build_net, default_init_, net_name, parse_net_name
+from condense.vision.presets import DATADAM_PRESETS, EVAL_PROFILES
+from condense.vision.summary import finish, run_summary
 
 #: L2 normalisation floor of an attention map (an all-zero map normalises to zero, never NaN)
 ATTENTION_EPS = 1e-12
 #: (largest IPC, lr_img): the authors' learning rate of the images, 1 up to IPC 50 and 10 above
 LR_IMG_BY_IPC: tuple[tuple[int | None, float], ...] = ((50, 1.0), (None, 10.0))
-
-#: presets (spec §3): per dataset family, and the paper's variant. Depth follows resolution by default
-PRESETS: dict[str, dict[str, Any]] = {
-    "cifar10": {"encoder": "convnet-d3-bn"},
-    "cifar10-subset": {"encoder": "convnet-d3-bn"},
-    "cifar100": {"encoder": "convnet-d3-bn"},
-    "mnist": {"encoder": "convnet-d3-bn"},
-    "fashion-mnist": {"encoder": "convnet-d3-bn"},
-    "tiny-imagenet": {"encoder": "convnet-d4-bn"},
-    "imagenet-subset": {"encoder": "convnet-d5-bn", "task_balance": 0.02},
-    "datadam-paper": {"attention_power": 4.0, "encoder": "convnet", "iterations": 8000,
-                      "eval_profile": "datadam-paper"},
-}
 
 log = get_logger("condense.datadam")
 
@@ -229,46 +217,34 @@ class RealSampler:
 
 
 # -- the method ------------------------------------------------------------------------------------
-class DataDAM:
-    """``DataDAM(config).fit(data) -> ImageSet`` (see the module docstring)."""
+class DataDAM(Method):
+    """``DataDAM(config).fit(data) -> ImageSet`` (see the module docstring).
 
-    def __init__(self, config: DataDAMConfig | None = None):
-        if config is not None and not isinstance(config, DataDAMConfig):
-            raise TypeError(f"config must be a DataDAMConfig, got {type(config).__name__}")
-        self.config = config or DataDAMConfig()
+    ``data``: an :class:`~condense.vision.data.ImageData`, a pair ``(images [N, C, H, W], labels [N])`` taken as
+    given, or a ``torch.utils.data.Dataset`` of ``(image, label)`` (:func:`condense.vision.data.as_image_data`).
+    Inputs: ``init_images`` (with ``init="tensor"``), ``num_classes`` (when the labels do not show every class).
+    """
+
+    name = "datadam"
+    config_class = DataDAMConfig
+    presets = DATADAM_PRESETS
+    inputs = ("init_images", "num_classes")
+
+    @classmethod
+    def load_data(cls, name, *, data_root=None, train_per_class=None, seed=0):
+        from condense.vision.data import load_images
+
+        return load_images(name, data_root=data_root, train_per_class=train_per_class, seed=seed)
 
     # -- inputs -------------------------------------------------------------------------------------
-    def _inputs(self, data, num_classes: int | None):
-        """(x, y, K, source metadata, ImageData or None) with every user-input check of spec §5."""
-        from condense.vision.data import ImageData
-
-        if isinstance(data, ImageData):
-            x, y, k, image_data = data.x_train, data.y_train, data.num_classes, data
-        elif isinstance(data, (tuple, list)) and len(data) == 2:
-            x, y = data
-            image_data = None
-            k = num_classes
-        else:
-            raise TypeError(f"data must be an ImageData or a pair (images, labels), got {type(data).__name__}")
-        if not isinstance(x, torch.Tensor) or x.dim() != 4 or not x.is_floating_point():
-            raise ValueError(f"images must be a float tensor [N, C, H, W], got "
-                             f"{getattr(x, 'dtype', type(x).__name__)} {list(getattr(x, 'shape', []))}")
-        if not isinstance(y, torch.Tensor) or y.dim() != 1 or y.dtype != torch.int64 or y.shape[0] != x.shape[0]:
-            raise ValueError(f"labels must be an int64 tensor [N={x.shape[0]}], got "
-                             f"{getattr(y, 'dtype', type(y).__name__)} {list(getattr(y, 'shape', []))}")
-        if x.shape[0] == 0:
-            raise ValueError("images is empty: DataDAM needs real training images")
-        if not bool(torch.isfinite(x).all()):
-            raise ValueError("images hold NaN or inf values")
-        if k is None:
-            k = int(y.max()) + 1
-        if int(y.min()) < 0 or int(y.max()) >= k:
-            raise ValueError(f"labels must lie in [0, {k - 1}] for {k} classes, got range [{int(y.min())}, {int(y.max())}]")
-        counts = torch.bincount(y, minlength=k)
+    def _check(self, data) -> torch.Tensor:
+        """The per-class counts, after the checks DataDAM needs beyond valid images and labels."""
+        cfg = self.config
+        k = data.num_classes
+        counts = torch.bincount(data.y_train, minlength=k)
         empty = (counts == 0).nonzero().flatten().tolist()
         if empty:
             raise ValueError(f"class {empty[0]} has no training images (DataDAM needs a real batch for every class)")
-        cfg = self.config
         if cfg.init in ("real", "kmeans") and not (cfg.init == "real" and cfg.init_allow_repeat):
             short = (counts < cfg.ipc).nonzero().flatten().tolist()
             if short:
@@ -278,10 +254,12 @@ class DataDAM:
         if k * cfg.ipc == 1 and self._encoder_norm() == "batch":
             raise ValueError("ipc=1 with a single class gives a synthetic batch of one image, which BatchNorm cannot "
                              "normalise; use ipc >= 2 or an instance-norm encoder")
-        return x, y, k, counts, image_data
+        return counts
 
-    def _encoder_norm(self) -> str:
-        return parse_net_name(self.config.encoder).norm
+    def _encoder_norm(self) -> str | None:
+        from condense.vision.nets import registered
+
+        return None if registered(self.config.encoder) else parse_net_name(self.config.encoder).norm
 
     def _initial_images(self, x, y, k, counts, gen, init_images) -> torch.Tensor:
         cfg = self.config
@@ -321,28 +299,32 @@ class DataDAM:
         return images + noise * torch.cat(repeat).view(-1, 1, 1, 1)
 
     # -- fitting ------------------------------------------------------------------------------------
-    def fit(self, data, *, num_classes: int | None = None, init_images: torch.Tensor | None = None,
-            device: str | torch.device = "auto", seed: int = 0, run_dir: str | os.PathLike | None = None) -> ImageSet:
-        """Distil ``data`` (an ImageData, or ``(images, labels)`` in the model space) into an :class:`ImageSet`.
+    def fit(self, data, *, device: str | torch.device = "auto", seed: int = 0,
+            run_dir: str | os.PathLike | None = None, init_images: torch.Tensor | None = None,
+            num_classes: int | None = None) -> ImageSet:
+        """Distil ``data`` into an :class:`ImageSet`.
 
         ``run_dir`` holds checkpoints (resumed automatically; extending ``iterations`` continues a finished
         run exactly) and the PNG grid of the result.
         """
+        from condense.vision.data import as_image_data
+
         cfg = self.config
+        data = as_image_data(data, num_classes=num_classes)
+        zca = None
         if cfg.zca:
-            from condense.vision.data import ImageData
             from condense.vision.zca import whiten
 
-            if not isinstance(data, ImageData):
-                raise ValueError("zca=True needs an ImageData (its pixel statistics define the transform)")
+            if data.space == "given":
+                raise ValueError("zca=True needs the images' pixel space; load the data with "
+                                 "condense.vision.data.from_arrays (or a catalogue name) instead of raw tensors")
             data, zca = whiten(data, eps=cfg.zca_eps)
-        else:
-            zca = None
-        x, y, k, counts, image_data = self._inputs(data, num_classes)
+        counts = self._check(data)
+        k = data.num_classes
         dev = resolve_device(device)
         gen = make_generator(seed, dev)
-        x = x.to(dev, torch.float32)
-        y = y.to(dev)
+        x = data.x_train.to(dev, torch.float32)
+        y = data.y_train.to(dev)
         counts = counts.to(dev)
         ipc = cfg.ipc
         shape = tuple(x.shape[1:])
@@ -357,16 +339,14 @@ class DataDAM:
         if cfg.channels_last:
             net = net.to(memory_format=torch.channels_last)
         net.train()  # BN normalises with the statistics of the batch it is given
-        dataset_name = image_data.name if image_data is not None else "tensors"
-        strategy = cfg.dsa_strategy or strategy_for(dataset_name)
+        strategy = cfg.dsa_strategy or strategy_for(data.name)
         dsa = DSA(DSAConfig(strategy=strategy, align_corners=cfg.align_corners)) if cfg.dsa else None
 
         sampler = RealSampler(y, k, cfg.batch_real)
         batch = Batch.of(sampler.classes, syn_labels, k)
 
-        fingerprint = image_data.fingerprint if image_data is not None else _tensor_fingerprint(x, y)
         identity = {"config": {key: v for key, v in to_dict(cfg).items() if key != "iterations"},
-                    "data": fingerprint, "seed": seed, "device": dev.type, "num_classes": k}
+                    "data": data.fingerprint, "seed": seed, "device": dev.type, "num_classes": k}
         ckpt = Checkpointer(run_dir, {"images": syn, "opt": opt, "gen": gen}, every=cfg.checkpoint_every,
                             identity=identity, on_nonfinite=cfg.on_nonfinite, max_rollbacks=cfg.max_rollbacks)
         loss = sam = mmd = torch.zeros((), device=dev)
@@ -380,77 +360,11 @@ class DataDAM:
                 opt.step()
                 ckpt.report(loss)
 
-        tensors = {"images": syn.detach().float(), "labels": syn_labels}
-        meta_pre: dict[str, Any] = {"space": "normalised"}
-        if image_data is not None:
-            tensors["mean"] = torch.tensor(image_data.mean, dtype=torch.float32)
-            tensors["std"] = torch.tensor(image_data.std, dtype=torch.float32)
-            meta_pre.update(mean=list(image_data.mean), std=list(image_data.std))
-        if zca is not None:
-            tensors.update(zca.tensors())
-            meta_pre = zca.meta()
-        source = image_data.source_meta() if image_data is not None else {
-            "name": "tensors", "fingerprint": fingerprint, "num_train": int(y.shape[0]), "num_classes": k,
-            "image_shape": list(shape)}
-        if image_data is not None and image_data.extra.get("file"):
-            source["file"] = image_data.extra["file"]
-        m = meter.result
         done = cfg.iterations - (ckpt.resumed_from or 0)
-        summary = {
-            "images": f"{k * ipc} x {list(shape)}", "ipc": ipc, "iterations": cfg.iterations,
-            "encoder": net.name, "lr_img": lr_img, "dsa": strategy if dsa else "off",
+        summary = run_summary(
+            meter, ckpt, cfg.iterations, images=f"{k * ipc} x {list(shape)}", ipc=ipc, iterations=cfg.iterations,
+            encoder=net_name(net), lr_img=lr_img, dsa=strategy if dsa else "off",
             **{f"final_{name}": float(v.detach()) if done else None
-               for name, v in (("loss", loss), ("sam", sam), ("mmd", mmd))},
-            "wall_s": round(m.wall_s, 2), "it_per_s": round(done / m.wall_s, 2) if m.wall_s > 0 and done else None,
-            "peak_rss_mb": round(m.peak_rss_mb, 1),
-            "peak_cuda_mb": None if m.peak_cuda_mb is None else round(m.peak_cuda_mb, 1),
-        }
-        if ckpt.resumed_from:
-            summary["resumed_from"] = ckpt.resumed_from
-        if ckpt.rollbacks:
-            summary["rollbacks"] = ckpt.rollbacks
-        artifact = ImageSet.create(
-            tensors, method="datadam", config=to_dict(cfg), source=source,
-            budget={"ipc": ipc, "images": k * ipc, "iterations": cfg.iterations}, seed=seed, device=str(dev),
-            extra={"summary": summary, "eval_profile": cfg.eval_profile, "preprocessing": meta_pre,
-                   "classes": image_data.classes if image_data is not None else [str(c) for c in range(k)],
-                   "timing": m.as_dict()},
-        )
-        if run_dir is not None:
-            from condense.vision.plots import save_grid
-
-            save_grid(artifact, Path(run_dir) / "datadam.png")
-        return artifact
-
-
-def _tensor_fingerprint(x: torch.Tensor, y: torch.Tensor) -> str:
-    from condense.artifacts import content_digest
-
-    return content_digest({"x": x, "y": y})[:16]
-
-
-def make_config(dataset: str | None = None, preset_name: str | None = None,
-                overrides: Mapping[str, Any] | None = None) -> DataDAMConfig:
-    """The config for a run: defaults, then the dataset's preset (if any), a named preset, then overrides."""
-    cfg = DataDAMConfig()
-    if dataset is not None and str(dataset).lower() in PRESETS:
-        cfg = apply_overrides(cfg, PRESETS[str(dataset).lower()])
-    if preset_name is not None:
-        cfg = apply_overrides(cfg, preset(PRESETS, preset_name))
-    return apply_overrides(cfg, overrides)
-
-
-def run(dataset: str = "digits", *, data_root=None, device: str = "auto", seed: int = 0,
-        train_per_class: int | None = None, out: str | os.PathLike | None = None, quiet: bool | None = None,
-        preset: str | None = None, init_images: torch.Tensor | None = None, **overrides: Any) -> ImageSet:
-    """The registry runner: load ``dataset``, distil it with DataDAM, return the :class:`ImageSet`.
-
-    ``overrides`` are :class:`DataDAMConfig` fields (typed or ``--set`` strings); ``preset`` names an entry of
-    :data:`PRESETS` (e.g. ``datadam-paper``); ``out`` is the run folder (checkpoints, ``datadam.png``).
-    """
-    from condense.vision.data import load_images
-
-    data = load_images(dataset, data_root=data_root, train_per_class=train_per_class, seed=seed)
-    cfg = make_config(data.name, preset, overrides)
-    with quiet_mode(quiet) if quiet is not None else nullcontext():
-        return DataDAM(cfg).fit(data, init_images=init_images, device=device, seed=seed, run_dir=out)
+               for name, v in (("loss", loss), ("sam", sam), ("mmd", mmd))})
+        return finish("datadam", cfg, data, zca, syn, syn_labels, seed=seed, device=dev, summary=summary,
+                      meter=meter, run_dir=run_dir)

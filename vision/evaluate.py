@@ -11,7 +11,7 @@ The protocol of the references (evaluation.md §4), for one set (S, hard labels)
    when it carries one); the number is the **final-epoch** test accuracy — never a maximum over epochs;
 4. repeat for ``runs`` independent networks and report mean ± population std (ddof = 0).
 
-Profiles are data (:data:`PROFILES`): ``dsa``, ``mtt``, ``datadam``, ``datadam-paper`` (StepLR ×0.5 every 15
+Profiles are data (:data:`condense.vision.presets.EVAL_PROFILES`): ``dsa``, ``mtt``, ``datadam``, ``datadam-paper`` (StepLR ×0.5 every 15
 epochs, the schedule DataDAM's paper describes) and ``ast``; an artifact's method picks its profile, and
 every field can be overridden. With ``baselines=True`` the same protocol also trains on coresets of the
 real training split at the artifact's IPC (random, herding, k-means; :mod:`condense.vision.coreset`) and on the whole
@@ -32,31 +32,22 @@ import torch
 import torch.nn.functional as F
 
 from condense.artifacts import ImageSet, load
-from condense.config import apply_overrides, preset, require, to_dict
+from condense.config import build_config, require, to_dict
 from condense.registry import run_stats
 from condense.runtime import Meter, resolve_device
 from condense.vision.augment import DSA, DSAConfig, strategy_for
 from condense.vision.coreset import select
-from condense.vision.nets import build_net
+from condense.vision.nets import build_net, net_name
+from condense.vision.presets import EVAL_PROFILES
 from condense.vision.zca import ZCA, whiten
 
-#: evaluation profiles of the references (evaluation.md §4); fields of :class:`EvalConfig`
-PROFILES: dict[str, dict[str, Any]] = {
-    "dsa": {"model": "convnet", "runs": 20, "epochs": 1000, "batch": 256},
-    "mtt": {"model": "convnet", "runs": 5, "epochs": 1000, "batch": 256, "align_corners": True},
-    "datadam": {"model": "convnet-bn", "runs": 10, "epochs": 1800, "batch": 64},
-    "datadam-paper": {"model": "convnet-bn", "runs": 10, "epochs": 1800, "batch": 64, "schedule": "step",
-                      "decay": 0.5, "step_size": 15},
-    "ast": {"model": "convnet", "runs": 5, "epochs": 1000, "batch": 256, "weight_decay": 1e-3, "decay": 0.5,
-            "momentum_after_decay": 0.8, "align_corners": True},
-}
 #: the profile an artifact's method is evaluated with (an artifact may name another in extra.eval_profile)
 METHOD_PROFILES: dict[str, str] = {"datadam": "datadam", "mtt": "mtt", "ast": "ast"}
 BASELINES = ("random", "herding", "kmeans", "full")
 
 
 @dataclass
-class EvalConfig:
+class ImageEvalConfig:
     """How networks are trained on a set and tested; defaults are the ``dsa`` profile."""
 
     model: str = "convnet"
@@ -122,7 +113,7 @@ def accuracy(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int 
     return float(correct) / max(int(y.shape[0]), 1)
 
 
-def train_net(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: EvalConfig, *, lr: float,
+def train_net(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: ImageEvalConfig, *, lr: float,
               epochs: int, batch: int, generator: torch.Generator, dsa: DSA | None) -> torch.Tensor:
     """Train ``net`` on (x, y) by the protocol of the module docstring; returns the last batch loss."""
 
@@ -157,7 +148,7 @@ def train_net(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: EvalC
 
 
 def evaluate_set(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor, *,
-                 cfg: EvalConfig, lr: float, num_classes: int, strategy: str, seed: int = 0,
+                 cfg: ImageEvalConfig, lr: float, num_classes: int, strategy: str, seed: int = 0,
                  runs: int | None = None, epochs: int | None = None, batch: int | None = None) -> dict[str, Any]:
     """Train ``runs`` fresh networks on (x, y) and test each: accuracies, mean and population std."""
     dev = x.device
@@ -168,7 +159,7 @@ def evaluate_set(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_test:
         for r in range(cfg.runs if runs is None else runs):
             g = torch.Generator(device=dev).manual_seed(run_seed(seed, r))
             net = build_net(cfg.model, x.shape[1], num_classes, tuple(x.shape[2:]), device=dev, generator=g)
-            name = net.name
+            name = net_name(net)
             train_net(net, x, y, cfg, lr=lr, epochs=cfg.epochs if epochs is None else epochs,
                       batch=cfg.batch if batch is None else batch, generator=g, dsa=dsa)
             accs.append(accuracy(net, x_test, y_test, cfg.test_batch, cfg.channels_last))
@@ -183,27 +174,54 @@ def evaluate_set(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_test:
 
 
 # -- artifacts ---------------------------------------------------------------------------------------
-def _real_data(artifact: ImageSet, cfg: EvalConfig, data_root, device: torch.device):
-    """The real data of the artifact's source, in the artifact's input space."""
+def _user_data(data: Any):
+    """An :class:`ImageData` from evaluation data a user passes: an ImageData, ``(test_images, test_labels)``,
+    a test ``Dataset``, or ``(train, test)`` where each is such a pair or Dataset (tensors taken as given)."""
+    from condense.vision.data import ImageData, as_image_data
+
+    if isinstance(data, ImageData):
+        return data
+    if isinstance(data, (tuple, list)) and len(data) == 2 and not isinstance(data[0], torch.Tensor):
+        train, test = as_image_data(data[0], name="data"), as_image_data(data[1], name="data")
+        return replace(train, x_test=test.x_train, y_test=test.y_train,
+                       classes=train.classes if train.num_classes >= test.num_classes else test.classes)
+    test = as_image_data(data, name="data")
+    return replace(test, x_train=test.x_train[:0], y_train=test.y_train[:0], x_test=test.x_train,
+                   y_test=test.y_train)
+
+
+def _real_data(artifact: ImageSet, cfg: ImageEvalConfig, data_root, device: torch.device, data: Any = None):
+    """The real data of the artifact's source (or ``data``), in the artifact's input space."""
+    from condense.data import canonical_name
     from condense.vision.data import load_images
 
     src = artifact.meta.get("source") or {}
-    name = cfg.dataset or src.get("file") or src.get("name")
-    if not name:
-        raise ValueError("the artifact records no source dataset; pass dataset=NAME (--set dataset=NAME)")
-    sub = src.get("subsample") or {}
-    data = load_images(name, data_root=data_root, train_per_class=sub.get("train_per_class"), seed=sub.get("seed", 0))
-    if cfg.check_fingerprint and src.get("fingerprint") and cfg.dataset is None and data.fingerprint != src["fingerprint"]:
-        raise ValueError(f"the dataset {name!r} found under the data root (fingerprint {data.fingerprint}) is not the one "
-                         f"the artifact was distilled from ({src['fingerprint']}); set check_fingerprint=false to "
-                         "evaluate anyway")
+    if data is not None:
+        data = _user_data(data)
+    else:
+        name = cfg.dataset or src.get("file") or src.get("name")
+        known = bool(name) and (str(name).endswith(".npz") or _is_catalogue(name, canonical_name))
+        if not known:
+            raise ValueError(f"this ImageSet was distilled from your own data (source {src.get('name')!r}), so there "
+                             "is no test split to load: pass data=(test_images, test_labels), a test Dataset, or "
+                             "data=(train, test) for baselines too")
+        sub = src.get("subsample") or {}
+        data = load_images(name, data_root=data_root, train_per_class=sub.get("train_per_class"),
+                           seed=sub.get("seed", 0))
+        if cfg.check_fingerprint and src.get("fingerprint") and cfg.dataset is None \
+                and data.fingerprint != src["fingerprint"]:
+            raise ValueError(f"the dataset {name!r} found under the data root (fingerprint {data.fingerprint}) is not "
+                             f"the one the artifact was distilled from ({src['fingerprint']}); set "
+                             "check_fingerprint=false to evaluate anyway")
     images = artifact.images
-    if tuple(images.shape[1:]) != tuple(data.x_train.shape[1:]):
-        raise ValueError(f"artifact images are {list(images.shape[1:])} but dataset {name!r} has "
-                         f"{list(data.x_train.shape[1:])}")
+    if tuple(images.shape[1:]) != tuple(data.x_test.shape[1:]):
+        raise ValueError(f"artifact images are {list(images.shape[1:])} but the evaluation data has "
+                         f"{list(data.x_test.shape[1:])}")
     if int(artifact.labels.max()) >= data.num_classes or int(artifact.labels.min()) < 0:
         raise ValueError(f"artifact labels span [{int(artifact.labels.min())}, {int(artifact.labels.max())}] but "
-                         f"dataset {name!r} has {data.num_classes} classes")
+                         f"the evaluation data has {data.num_classes} classes")
+    if data.x_test.shape[0] == 0:
+        raise ValueError("the evaluation data has no test images")
     shape = tuple(images.shape[1:])
     zca = ZCA.from_tensors(artifact.tensors, shape)
     space = ((artifact.meta.get("extra") or {}).get("preprocessing") or {}).get("space")
@@ -213,7 +231,7 @@ def _real_data(artifact: ImageSet, cfg: EvalConfig, data_root, device: torch.dev
                          "cannot be evaluated")
     if zca is not None:
         data, _ = whiten(data, zca)
-    elif "mean" in artifact and "std" in artifact:
+    elif "mean" in artifact and "std" in artifact and data.space != "given":
         mean, std = artifact["mean"].tolist(), artifact["std"].tolist()
         if not (np.allclose(mean, data.mean) and np.allclose(std, data.std)):
             # the set was normalised with other constants (e.g. MTT's CIFAR-10 statistics for CIFAR-100)
@@ -221,6 +239,14 @@ def _real_data(artifact: ImageSet, cfg: EvalConfig, data_root, device: torch.dev
                            x_test=_renormalise(data, data.x_test, mean, std), mean=tuple(mean), std=tuple(std))
     return replace(data, x_train=data.x_train.to(device), y_train=data.y_train.to(device),
                    x_test=data.x_test.to(device), y_test=data.y_test.to(device))
+
+
+def _is_catalogue(name: str, canonical_name) -> bool:
+    try:
+        canonical_name(name)
+    except ValueError:
+        return False
+    return True
 
 
 def _renormalise(data, x: torch.Tensor, mean, std) -> torch.Tensor:
@@ -241,6 +267,7 @@ def _ipc(artifact: ImageSet, num_classes: int) -> int:
 
 def evaluate_artifact(
     artifact: ImageSet | str | os.PathLike,
+    data: Any = None,
     *,
     model: str | None = None,
     runs: int | None = None,
@@ -252,8 +279,11 @@ def evaluate_artifact(
 ) -> dict[str, Any]:
     """Evaluate an :class:`ImageSet` (or its file) by its method's profile; see the module docstring.
 
-    ``overrides`` are :class:`EvalConfig` fields (typed or strings) plus ``profile`` (a :data:`PROFILES` name).
-    Returns the result dictionary of ``condense.registry.EVALUATORS`` (accuracies as fractions).
+    ``data``: the real data, for a set distilled from your own data (an ImageData, ``(test_images, test_labels)``,
+    a test ``Dataset``, or ``(train, test)``; the training split is needed for baselines). ``model``: a built-in
+    network name or one registered with :func:`condense.vision.nets.register`. ``overrides`` are
+    :class:`ImageEvalConfig` fields (typed or strings) plus ``profile`` (an evaluation profile name). Returns the
+    result dictionary of ``condense.registry.EVALUATORS`` (accuracies as fractions).
     """
     if not isinstance(artifact, ImageSet):
         artifact = load(artifact) if isinstance(artifact, (str, os.PathLike)) else artifact
@@ -263,14 +293,13 @@ def evaluate_artifact(
     method = artifact.meta.get("method")
     extra = artifact.meta.get("extra") or {}
     profile = overrides.pop("profile", None) or extra.get("eval_profile") or METHOD_PROFILES.get(method, "dsa")
-    cfg = apply_overrides(EvalConfig(), preset(PROFILES, profile, what="evaluation profile"))
     if model is not None:
         overrides["model"] = model
     if runs is not None:
         overrides["runs"] = runs
-    cfg = apply_overrides(cfg, overrides)
+    cfg = build_config(ImageEvalConfig, EVAL_PROFILES, chain=[profile], overrides=overrides, what="evaluation profile")
     dev = resolve_device(device)
-    data = _real_data(artifact, cfg, data_root, dev)
+    data = _real_data(artifact, cfg, data_root, dev, data)
     src_name = (artifact.meta.get("source") or {}).get("name") or data.name
     strategy = cfg.dsa_strategy or strategy_for(src_name)
     k = data.num_classes
@@ -282,6 +311,8 @@ def evaluate_artifact(
     common = dict(cfg=cfg, num_classes=k, strategy=strategy, seed=seed)
     if not cfg.distilled and not baselines:
         raise ValueError("distilled=false and no baselines: there is nothing to evaluate")
+    if baselines and data.x_train.shape[0] == 0:
+        raise ValueError("baselines need the real training split: pass data=(train, test) or an ImageData")
     x_test, y_test = data.x_test, data.y_test
     ipc = _ipc(artifact, k)
     results: dict[str, dict[str, Any]] = {}
@@ -315,16 +346,17 @@ def evaluate_artifact(
         "ipc": ipc,
         "device": str(dev),
         "results": results,
-        "compression": {"samples": n_full / n_syn, "bytes": full_bytes / syn_bytes, "distilled_samples": n_syn,
+        "compression": {"samples": n_full / n_syn if n_full else None,
+                        "bytes": full_bytes / syn_bytes if n_full else None, "distilled_samples": n_syn,
                         "full_samples": n_full, "distilled_bytes": syn_bytes, "full_bytes": full_bytes},
         "timing": {name: r["timing"] for name, r in results.items()},
         "config": to_dict(cfg),
     }
-    result["_text"] = _table(result, cfg)
+    result["table"] = _table(result, cfg)
     return result
 
 
-def _table(result: Mapping[str, Any], cfg: EvalConfig) -> str:
+def _table(result: Mapping[str, Any], cfg: ImageEvalConfig) -> str:
     lines = [
         f"{result['method']} on {result['dataset']} (IPC {result['ipc']}): {result['model']}, profile "
         f"{result['profile']}, {cfg.epochs + 1} epochs, {cfg.runs} run(s), device {result['device']}",
@@ -336,6 +368,7 @@ def _table(result: Mapping[str, Any], cfg: EvalConfig) -> str:
         lines.append(f"  {name:<10} {r['samples']:>7} {r['lr']:>8.4g} {r['epochs'] + 1:>7}  "
                      f"{100 * acc['mean']:6.2f} ± {100 * acc['std']:<9.2f} {t['wall_s']:>8.1f} {t['peak_rss_mb']:>8.0f}")
     c = result["compression"]
-    lines.append(f"  compression: {c['samples']:.0f}x fewer images ({c['distilled_samples']} vs {c['full_samples']}), "
-                 f"{c['bytes']:.0f}x fewer bytes")
+    if c["samples"] is not None:
+        lines.append(f"  compression: {c['samples']:.0f}x fewer images ({c['distilled_samples']} vs "
+                     f"{c['full_samples']}), {c['bytes']:.0f}x fewer bytes")
     return "\n".join(lines)

@@ -32,7 +32,8 @@ augmentation, seeds) and one safetensors shard per expert, ``expert-00007.safete
 ``trajectory`` [T+1, P] and the same identity in its metadata; ZCA buffers also hold ``zca.safetensors``.
 Each shard is written atomically, so generation **resumes expert by expert**: rerunning the command skips
 the experts already on disk. Generation can be **split by expert index** (``indices``, :func:`shard_indices`
-for ``--shard i/n``/``--experts-range a:b``, or the ``RANK``/``WORLD_SIZE`` variables that ``torchrun`` sets);
+for ``--shard i/n`` (1-based, :mod:`condense.shard`)/``--experts-range a:b``, or the ``RANK``/``WORLD_SIZE``
+variables that ``torchrun`` sets);
 shares written into one folder need nothing more, shares written elsewhere are combined by
 :func:`merge_buffers`. :class:`ExpertBuffer` refuses to serve a student with another architecture, parameter
 layout or preprocessing.
@@ -52,11 +53,14 @@ import torch
 import torch.nn.functional as F
 
 from condense.artifacts import ArtifactError, SCHEMA_VERSION, read_file, write_atomic, write_safetensors
-from condense.config import from_dict, require, to_dict
+from condense.config import build_config, from_dict, require, to_dict
 from condense.progress import Progress, get_logger
 from condense.runtime import Meter, resolve_device
+from condense.shard import Shard
 from condense.vision.augment import DSA, DSAConfig, strategy_for
-from condense.vision.nets import build_net
+from condense.vision.nets import build_net, net_name
+from condense.vision.presets import EXPERT_PRESETS
+from condense.vision.summary import preprocessing
 
 MANIFEST = "buffer.json"
 ZCA_FILE = "zca.safetensors"
@@ -64,8 +68,6 @@ SHARD_PATTERN = "expert-{:05d}.safetensors"
 TRAJECTORY_KEY = "trajectory"
 #: loss clipping (AST ``loss_decay``): c_e = min(CLIP_START + CLIP_STEP·e, 1)
 CLIP_START, CLIP_STEP = 0.5, 0.05
-#: AST's gradient-penalty weight (the value the ``ast`` presets use)
-AST_GRAD_PENALTY = 2.0
 #: batch size of the test pass that records each expert's final accuracy
 TEST_BATCH = 1000
 #: domain separator of the per-expert seeds
@@ -136,13 +138,6 @@ class ExpertConfig:
             decay=p.decay,
             decay_default=p.decay_default if self.lr_decay is None else self.lr_decay,
         )
-
-
-#: expert presets: ``ast`` turns on AST's three smoothing options (spec §2)
-EXPERT_PRESETS: dict[str, dict[str, Any]] = {
-    "mtt": {},
-    "ast": {"optimizer": "sgd_momentum", "loss_clipping": True, "grad_penalty": AST_GRAD_PENALTY},
-}
 
 
 # -- the flat parameter vector --------------------------------------------------------------------------
@@ -292,12 +287,12 @@ def _write_json(path: Path, obj: Mapping[str, Any]) -> None:
     write_atomic(path, json.dumps(obj, indent=1, sort_keys=True).encode())
 
 
-def shard_indices(experts: int, *, shard: tuple[int, int] | None = None,
+def shard_indices(experts: int, *, shard: Shard | None = None,
                   experts_range: tuple[int, int] | None = None) -> list[int]:
     """The expert indices one process trains.
 
-    ``shard=(i, n)``: indices e with e mod n = i; ``experts_range=(a, b)``: a ≤ e < b; neither: the
-    ``RANK``/``WORLD_SIZE`` environment of ``torchrun`` if present, else all experts.
+    ``shard``: the experts e of :class:`condense.shard.Shard` i/n (e mod n = i − 1); ``experts_range=(a, b)``:
+    a ≤ e < b; neither: this rank's shard under ``torchrun`` (``RANK``/``WORLD_SIZE``), else all experts.
     """
     if shard is not None and experts_range is not None:
         raise ValueError("give either shard or experts_range, not both")
@@ -306,20 +301,14 @@ def shard_indices(experts: int, *, shard: tuple[int, int] | None = None,
         if not (0 <= a < b <= experts):
             raise ValueError(f"experts_range must satisfy 0 <= a < b <= experts={experts}, got {a}:{b}")
         return list(range(a, b))
-    if shard is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        shard = (int(os.environ.get("RANK", "0")), int(os.environ["WORLD_SIZE"]))
-    if shard is not None:
-        i, n = shard
-        if not (n >= 1 and 0 <= i < n):
-            raise ValueError(f"shard must be i/n with 0 <= i < n, got {i}/{n}")
-        return list(range(i, experts, n))
-    return list(range(experts))
+    shard = shard or Shard.from_env()
+    return shard.take(range(experts)) if shard is not None else list(range(experts))
 
 
 def _preprocess(data, config: ExpertConfig, folder: Path):
     """The data in the experts' model space and the preprocessing record (ZCA reused from the folder)."""
     if not config.zca:
-        return data, {"space": "normalised", "mean": list(data.mean), "std": list(data.std)}, None
+        return data, preprocessing(data, None)[1], None
     from condense.vision.zca import ZCA, whiten
 
     zca_path = folder / ZCA_FILE
@@ -492,7 +481,7 @@ def _manifest(data, config: ExpertConfig, net: torch.nn.Module, preprocessing: M
         "kind": "ExpertBuffer",
         "schema_version": SCHEMA_VERSION,
         "epochs": config.epochs,
-        "architecture": net.name,
+        "architecture": net_name(net),
         "channels": int(data.x_train.shape[1]),
         "num_classes": data.num_classes,
         "image_shape": list(data.x_train.shape[1:]),
@@ -642,15 +631,12 @@ def _file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def buffer_config(overrides: Mapping[str, Any] | None = None, *, preset_name: str = "mtt") -> ExpertConfig:
+def buffer_config(overrides: Mapping[str, Any] | None = None, *, preset: str = "mtt") -> ExpertConfig:
     """An :class:`ExpertConfig` from an expert preset (``mtt`` or ``ast``) plus overrides."""
-    from condense.config import apply_overrides, preset
-
-    return apply_overrides(apply_overrides(ExpertConfig(), preset(EXPERT_PRESETS, preset_name, what="expert preset")),
-                           overrides)
+    return build_config(ExpertConfig, EXPERT_PRESETS, chain=[preset], overrides=overrides, what="expert preset")
 
 
 __all__ = [
-    "ExpertConfig", "ExpertBuffer", "ParamLayout", "OPTIMIZERS", "EXPERT_PRESETS", "generate_buffer", "merge_buffers",
+    "ExpertConfig", "ExpertBuffer", "ParamLayout", "OPTIMIZERS", "generate_buffer", "merge_buffers",
     "shard_indices", "train_expert", "gradient_penalty", "loss_scale", "expert_seed", "buffer_config",
 ]

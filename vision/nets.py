@@ -32,17 +32,27 @@ ResNet-18 ends with an adaptive average pool, which equals the reference's 4×4 
 **Initialisation.** Weights use PyTorch's default initialisation. :func:`default_init_` redraws it from a
 given ``torch.Generator`` (on the parameters' device), so a seeded method can draw a fresh network per
 iteration without touching the global RNG.
+
+**Your own networks.** ``register("my-net", builder)`` with ``builder(channels, num_classes, image_size) ->
+nn.Module`` makes ``"my-net"`` a name like the built-in ones: an evaluation net (``condense.evaluate(...,
+model="my-net")``), an MTT expert and student (any module whose forward maps images to logits; trajectory matching
+calls it through ``torch.func.functional_call``), or a DataDAM encoder, which must also return its features:
+subclass :class:`Net` and implement :meth:`Net.features`. A seeded build runs the builder under a forked global
+RNG seeded from the method's generator, so your own initialisation is kept and reproducible.
 """
 from __future__ import annotations
 
 import abc
 import math
 from dataclasses import dataclass, replace
-from typing import Callable, NamedTuple, Sequence
+from contextlib import contextmanager
+from typing import Callable, Iterator, NamedTuple, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from condense.registry import NetworkRegistry
 
 #: canonical norm names and their name tokens
 NORM_TOKENS: dict[str, str] = {"in": "instance", "bn": "batch", "gn": "group", "ln": "layer", "nonorm": "none"}
@@ -422,14 +432,41 @@ ARCHITECTURES: dict[str, _Arch] = {
 }
 
 
+# -- users' own networks ----------------------------------------------------------------------------
+def _is_builtin(name: str) -> bool:
+    return name.split("-", 1)[0] in ARCHITECTURES
+
+
+#: ``register(name, builder)``: a user's image network (see the module docstring)
+register = NetworkRegistry("image network", "builder(channels, num_classes, image_size) -> nn.Module", _is_builtin)
+
+
+def registered(name: str) -> bool:
+    """Whether ``name`` is a user-registered network."""
+    return register.get(name) is not None
+
+
+def net_name(net: nn.Module) -> str:
+    """A network's name as runs record it: the built-in canonical name or the registered one."""
+    name = getattr(net, "name", None)
+    return name if isinstance(name, str) else type(net).__name__
+
+
 # -- construction and initialisation -----------------------------------------------------------------
+def _seed_from(generator: torch.Generator) -> int:
+    return int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
+
+
 @torch.no_grad()
 def default_init_(net: nn.Module, generator: torch.Generator | None = None) -> nn.Module:
     """Redraw PyTorch's default initialisation in place, from ``generator``.
 
     Conv2d/Linear weights and biases: U(−1/√fan_in, 1/√fan_in) (what ``kaiming_uniform_(a=√5)`` and the
-    layers' bias rule give); norm layers: weight 1, bias 0, running statistics reset.
+    layers' bias rule give); norm layers: weight 1, bias 0, running statistics reset. Any other module with
+    parameters of its own (in a user's network) is reset with its ``reset_parameters()`` under a global RNG forked
+    and seeded from ``generator`` (one host read of the generator per call).
     """
+    others = []
     for m in net.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             bound = 1.0 / math.sqrt(m.weight[0].numel())
@@ -443,7 +480,28 @@ def default_init_(net: nn.Module, generator: torch.Generator | None = None) -> n
                 m.bias.zero_()
             if isinstance(m, nn.BatchNorm2d):
                 m.reset_running_stats()
+        elif any(p is not None for p in m._parameters.values()) and hasattr(m, "reset_parameters"):
+            others.append(m)
+    if others:
+        with _forked_rng(net, _seed_from(generator) if generator is not None else None):
+            for m in others:
+                m.reset_parameters()
     return net
+
+
+
+@contextmanager
+def _forked_rng(module: nn.Module | None, seed: int | None) -> Iterator[None]:
+    """Run a block under the global RNG (CPU and the module's CUDA devices) seeded with ``seed``, then restore it;
+    with ``seed=None`` the block simply uses (and advances) the global RNG."""
+    if seed is None:
+        yield
+        return
+    devices = sorted({p.device.index or 0 for p in (module.parameters() if module is not None else ())
+                      if p.device.type == "cuda"})
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
 
 
 def build_net(
@@ -460,13 +518,22 @@ def build_net(
     With ``generator`` the weights are drawn from it (on its device unless ``device`` says otherwise) and the
     global RNG is untouched; without, PyTorch's usual initialisation from the global RNG is used.
     """
-    spec = parse_net_name(name) if isinstance(name, str) else name
-    if not isinstance(spec, NetSpec):
-        raise TypeError(f"name must be a network name or a NetSpec, got {type(name).__name__}")
     for what, value in (("channels", channels), ("num_classes", num_classes)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{what} must be a positive integer, got {value!r}")
     size = _pair(image_size, "image_size")
+    builder = register.get(name) if isinstance(name, str) else None
+    if builder is not None:
+        with _forked_rng(None, _seed_from(generator) if generator is not None else None):
+            net = builder(channels, num_classes, size)
+        if not isinstance(net, nn.Module):
+            raise TypeError(f"the builder registered as {name!r} returned {type(net).__name__}, not an nn.Module")
+        if not isinstance(getattr(net, "name", None), str):
+            net.name = name.lower()
+        return net.to(device or (generator.device if generator is not None else "cpu"))
+    spec = parse_net_name(name) if isinstance(name, str) else name
+    if not isinstance(spec, NetSpec):
+        raise TypeError(f"name must be a network name or a NetSpec, got {type(name).__name__}")
     spec = spec.resolve(size)
     cls = ARCHITECTURES[spec.arch].cls
     if generator is None:

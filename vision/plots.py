@@ -14,22 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from condense.vision.zca import ZCA
-
 MIN_TILE = 32  # tiles are enlarged to at least this many pixels per side
 MAX_COLUMNS = 10  # at most this many images per class are shown
 PAD = 2  # pixels between tiles
-
-
-def imageset_pixels(artifact) -> torch.Tensor:
-    """An :class:`ImageSet`'s images in [0, 1] pixel space (not clipped), using its stored preprocessing."""
-    images = artifact.images.float()
-    zca = ZCA.from_tensors(artifact.tensors, tuple(images.shape[1:]))
-    if zca is not None:
-        return zca.inverse(images)
-    if "mean" in artifact and "std" in artifact:
-        return images * artifact["std"].float().view(1, -1, 1, 1) + artifact["mean"].float().view(1, -1, 1, 1)
-    return images
 
 
 def image_grid(pixels: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
@@ -65,7 +52,7 @@ def save_grid(artifact, path: str | os.PathLike) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    grid = image_grid(imageset_pixels(artifact), artifact.labels)
+    grid = image_grid(artifact.to_pixels(), artifact.labels)
     if grid.ndim == 2:
         mpimg.imsave(path, grid, cmap="gray", vmin=0.0, vmax=1.0)
     else:

@@ -88,19 +88,19 @@ from torch.func import functional_call
 
 from condense.artifacts import ImageSet
 from condense.checkpoint import Checkpointer, Counter, NonFiniteLossError
-from condense.config import apply_overrides, preset, require, to_dict
-from condense.progress import get_logger, quiet as quiet_mode
+from condense.config import require, to_dict
+from condense.method import Method
+from condense.progress import get_logger
 from condense.runtime import Meter, generator as make_generator, resolve_device
 from condense.vision.augment import DSA, DSAConfig, DSAParams, strategy_for
 from condense.vision.coreset import KMEANS_N_INIT, kmeans, random_real
-from condense.vision.evaluate import PROFILES as EVAL_PROFILES
-from condense.vision.experts import AST_GRAD_PENALTY, ExpertBuffer, ExpertConfig, ParamLayout, generate_buffer
-from condense.vision.nets import build_net
+from condense.vision.experts import ExpertBuffer, ExpertConfig, ParamLayout, generate_buffer
+from condense.vision.nets import build_net, net_name
+from condense.vision.presets import EVAL_PROFILES, MTT_DATASET_ALIASES, MTT_PRESETS
+from condense.vision.summary import finish, preprocessing, run_summary
 
 #: AST's balance factor: logarithm base and offset (β_t = log₅(|t − h| + 8) or its inverse)
 BALANCE_BASE, BALANCE_OFFSET = 5.0, 8
-#: AST's inner-loop momentum and weight-perturbation strength (what the ``ast`` preset sets)
-AST_INNER_MOMENTUM, AST_WEIGHT_PERTURBATION = 0.9, 1.0
 #: buffers up to this size are read once into host memory (``buffer_preload=None``)
 PRELOAD_LIMIT_BYTES = 8 * 2**30
 #: images per forward when computing logits for the k-means initialisation
@@ -198,126 +198,17 @@ class TrajectoryConfig:
         return on
 
 
-# -- presets (data) ------------------------------------------------------------------------------------
-def _row(n: int, m: int, t_plus: int, lr_img: float, lr_lr: float, syn_lr: float, batch: int | None, zca: bool
-         ) -> dict[str, Any]:
-    return {"syn_steps": n, "expert_epochs": m, "max_start_epoch": t_plus, "lr_img": lr_img, "lr_lr": lr_lr,
-            "syn_lr_init": syn_lr, "batch_syn": batch, "zca": zca}
-
-
-#: the ``ast`` switch: every AST distillation option plus AST's smooth experts (spec §2, §4)
-AST_OPTIONS: dict[str, Any] = {
-    "init": "kmeans", "balance_inner_loss": True, "intermediate_matching": "sum",
-    "weight_perturbation": AST_WEIGHT_PERTURBATION, "inner_momentum": AST_INNER_MOMENTUM,
-    "expert.optimizer": "sgd_momentum", "expert.loss_clipping": True, "expert.grad_penalty": AST_GRAD_PENALTY,
-}
-_AST_BASE = {**AST_OPTIONS, "init": "real", "balance_inner_loss": False, "intermediate_matching": "off",
-             "weight_perturbation": 0.0}
-_KM, _WP = {"init": "kmeans"}, {"weight_perturbation": AST_WEIGHT_PERTURBATION}
-_SUM, _BAL = {"intermediate_matching": "sum"}, {"balance_inner_loss": True}
-
-#: presets: ``<dataset>-ipc<k>`` rows (MTT's author table, spec §5; the MNIST/Fashion-MNIST/digits rows are a
-#: library extension), ``ast`` (the switch) and ``ast-<dataset>-ipc<k>`` (AST's recipes, spec §5)
-PRESETS: dict[str, dict[str, Any]] = {
-    "cifar10-ipc1": _row(50, 2, 2, 100.0, 1e-7, 0.01, None, True),
-    "cifar10-ipc10": _row(30, 2, 20, 100.0, 1e-5, 0.001, None, True),
-    "cifar10-ipc50": _row(30, 2, 40, 1000.0, 1e-5, 0.001, None, False),
-    "cifar100-ipc1": _row(20, 3, 20, 1000.0, 1e-5, 0.01, None, True),
-    "cifar100-ipc10": _row(20, 2, 20, 1000.0, 1e-5, 0.01, None, False),
-    "cifar100-ipc50": _row(80, 2, 40, 1000.0, 1e-5, 0.01, 125, True),
-    "tiny-imagenet-ipc1": {**_row(10, 2, 10, 10000.0, 1e-4, 0.01, None, False), "model": "convnet-d4"},
-    "tiny-imagenet-ipc10": {**_row(20, 2, 40, 10000.0, 1e-4, 0.01, 200, False), "model": "convnet-d4"},
-    "tiny-imagenet-ipc50": {**_row(20, 2, 40, 10000.0, 1e-4, 0.01, 300, False), "model": "convnet-d4"},
-    "imagenet-subset-ipc1": {**_row(20, 2, 10, 1000.0, 1e-6, 0.01, None, False), "model": "convnet-d5"},
-    # library extension (not in MTT): 28x28 digits in mean/std space, DSA without flip
-    "mnist-ipc1": _row(20, 2, 2, 1000.0, 1e-7, 0.01, None, False),
-    "mnist-ipc10": _row(30, 2, 20, 100.0, 1e-5, 0.01, None, False),
-    "mnist-ipc50": _row(30, 2, 40, 1000.0, 1e-5, 0.01, None, False),
-    "fashion-mnist-ipc1": _row(20, 2, 2, 1000.0, 1e-7, 0.01, None, False),
-    "fashion-mnist-ipc10": _row(30, 2, 20, 100.0, 1e-5, 0.01, None, False),
-    "fashion-mnist-ipc50": _row(30, 2, 40, 1000.0, 1e-5, 0.01, None, False),
-    # the zero-file default: scikit-learn's 8x8 digits, a small automatic buffer, a short run. On 8x8 inputs
-    # the image meta-gradients are ~1e3x those of 28-32 px sets and 10 images overshoot the experts' later
-    # epochs, so: early segments only (T⁺=2), N=10, α₀=0.005 and lr_img=0.03 (PRESET_FALLBACKS says more)
-    "digits-ipc1": {**_row(10, 2, 2, 0.03, 1e-7, 0.005, None, False), "iterations": 200,
-                    "expert.experts": 5, "expert.epochs": 10, "expert.batch": 64},
-    "digits-ipc10": {**_row(20, 2, 6, 100.0, 1e-5, 0.01, None, False), "iterations": 200,
-                     "expert.experts": 5, "expert.epochs": 10, "expert.batch": 64},
-    "ast": dict(AST_OPTIONS),
-    # AST recipes; which values were fallbacks is recorded in AST_FALLBACKS
-    "ast-cifar100-ipc1": {**_AST_BASE, **_KM, **_WP, **_SUM, **_BAL, **_row(20, 3, 20, 1000.0, 1e-5, 0.01, None, True)},
-    "ast-cifar100-ipc1-distill-sh": {**_AST_BASE, **_KM, **_WP, **_SUM, **_row(40, 3, 15, 100.0, 1e-5, 0.01, None, True)},
-    "ast-cifar100-ipc10": {**_AST_BASE, **_KM, **_WP, **_SUM, **_row(20, 2, 30, 1000.0, 1e-5, 0.01, 128, True)},
-    "ast-cifar100-ipc50": {**_AST_BASE, **_KM, **_row(80, 2, 40, 1000.0, 1e-5, 0.01, 700, True)},
-    "ast-cifar10-ipc10": {**_AST_BASE, **_BAL, **_SUM, **_WP, **_row(30, 2, 20, 1000.0, 1e-5, 0.01, None, True)},
-    "ast-tiny-imagenet-ipc1": {**_AST_BASE, **_WP, **_SUM, **_row(10, 2, 10, 10000.0, 1e-4, 0.01, None, False),
-                               "model": "convnet-d4"},
-}
-#: preset values that are not from the preset's source (spec §5): AST ``distill.py`` defaults, the README
-#: buffer's ZCA, an MNIST row copied from CIFAR-10, or one of two published values
-PRESET_FALLBACKS: dict[str, dict[str, str]] = {
-    "imagenet-subset-ipc1": {"zca": "not retrieved; no ZCA"},
-    **{f"{d}-ipc{k}": {"*": "library extension: CIFAR-10's row without ZCA, not tuned"}
-       for d in ("mnist", "fashion-mnist") for k in (10, 50)},
-    **{f"{d}-ipc1": {"*": "library extension: CIFAR-10's row without ZCA, with N=20 and lr_img=1000 from the "
-                          "MNIST CPU bench (5 experts x 5 epochs on 10k images)"} for d in ("mnist", "fashion-mnist")},
-    "digits-ipc1": {"*": "library extension, measured on CPU (3 experts x 8 epochs, batch 64; 50-100 iterations): "
-                         "with the earlier values (T⁺=6, N=20, α₀=0.01, lr_img=100, lr_lr=1e-6) syn_lr turns negative "
-                         "within 3 iterations (10 images at α₀=0.01 overshoot the experts, dL/dα ~ 1e3-1e4); "
-                         "lr_img >= 0.3 raises the matching loss and ruins the images"},
-    "ast-cifar100-ipc1-distill-sh": {"lr_lr": "distill.py default", "syn_lr_init": "distill.py default",
-                                     "zca": "README buffer recipe"},
-    "ast-cifar100-ipc10": {"lr_lr": "distill.py default", "syn_lr_init": "distill.py default",
-                           "zca": "README buffer recipe"},
-    "ast-cifar100-ipc50": {"lr_lr": "distill.py default", "syn_lr_init": "distill.py default",
-                           "zca": "README buffer recipe"},
-    "ast-cifar10-ipc10": {"lr_img": "one of 100 or 1000", "lr_lr": "one of 1e-6 or 1e-5",
-                          "syn_lr_init": "distill.py default"},
-    "ast-tiny-imagenet-ipc1": {"syn_lr_init": "distill.py default", "zca": "as MTT: no ZCA"},
-}
-#: dataset names that use another dataset's rows
-PRESET_ALIASES: dict[str, str] = {"cifar10-subset": "cifar10"}
-
-
+# -- presets ----------------------------------------------------------------------------------------------
 def dataset_preset(dataset: str, ipc: int, *, ast: bool = False) -> str | None:
     """The preset row for ``dataset`` at ``ipc``: the exact row, else the largest tabled IPC below, else the
-    smallest; with ``ast`` the AST recipe of that row if there is one. ``None`` for an unknown dataset."""
-    name = PRESET_ALIASES.get(str(dataset).lower(), str(dataset).lower())
-    prefix = f"ast-{name}-ipc" if ast else f"{name}-ipc"
-    rows = sorted(int(k[len(prefix):]) for k in PRESETS if k.startswith(prefix) and k[len(prefix):].isdigit())
+    smallest; with ``ast`` the AST recipe of that row if there is one. ``None`` for a dataset without rows."""
+    name = MTT_DATASET_ALIASES.get(str(dataset).lower(), str(dataset).lower())
+    prefix = f"mtt-ast-{name}-ipc" if ast else f"mtt-{name}-ipc"
+    rows = sorted(int(k[len(prefix):]) for k in MTT_PRESETS if k.startswith(prefix) and k[len(prefix):].isdigit())
     if not rows:
         return None
     below = [k for k in rows if k <= ipc]
     return f"{prefix}{below[-1] if below else rows[0]}"
-
-
-def make_config(dataset: str | None = None, *, ast: bool = False, preset_name: str | None = None,
-                overrides: Mapping[str, Any] | None = None) -> tuple[TrajectoryConfig, dict[str, Any]]:
-    """The config of a run and a record of the presets used.
-
-    Order: defaults, the dataset's MTT row at the requested IPC, the ``ast`` switch and the AST recipe of
-    that row (with ``ast``), a named preset, then ``overrides``.
-    """
-    overrides = dict(overrides or {})
-    ipc = apply_overrides(TrajectoryConfig(), {"ipc": overrides["ipc"]}).ipc if "ipc" in overrides else TrajectoryConfig.ipc
-    used: list[str] = []
-    if dataset is not None:
-        row = dataset_preset(dataset, ipc)
-        if row:
-            used.append(row)
-    if ast:
-        used.append("ast")
-        recipe = dataset_preset(dataset, ipc, ast=True) if dataset is not None else None
-        if recipe:
-            used.append(recipe)
-    if preset_name is not None:
-        used.append(preset_name)
-    cfg = TrajectoryConfig()
-    for name in used:
-        cfg = apply_overrides(cfg, preset(PRESETS, name))
-    cfg = apply_overrides(cfg, overrides)
-    info = {"presets": used, "fallbacks": {n: PRESET_FALLBACKS[n] for n in used if n in PRESET_FALLBACKS}}
-    return cfg, info
 
 
 # -- the pieces, one formula each ----------------------------------------------------------------------
@@ -369,7 +260,7 @@ class WeightPerturbation:
         return out
 
 
-class Student:
+class FunctionalNet:
     """f(x; θ) for a flat θ: ``functional_call`` of ``net`` on views of θ (the module is never mutated).
 
     Buffers (BatchNorm running statistics, not used by the default instance-norm ConvNet) are passed as
@@ -439,12 +330,12 @@ class InnerPlan:
         return cls(batches, augment, dsa if dsa is not None and dsa.enabled else None, momentum, keep_from)
 
 
-def _inner_loss(student: Student, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, balance: float) -> torch.Tensor:
+def _inner_loss(student: FunctionalNet, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, balance: float) -> torch.Tensor:
     loss = F.cross_entropy(student(x, theta), y)
     return loss * balance if balance != 1.0 else loss
 
 
-def unroll(student: Student, segment: Segment, images: torch.Tensor, labels: torch.Tensor, alpha: torch.Tensor,
+def unroll(student: FunctionalNet, segment: Segment, images: torch.Tensor, labels: torch.Tensor, alpha: torch.Tensor,
            plan: InnerPlan) -> list[torch.Tensor]:
     """θ̂_0 … θ̂_N of the inner loop, differentiable w.r.t. ``images`` and ``alpha`` (module docstring)."""
     theta = segment.start.detach().requires_grad_(True)
@@ -470,7 +361,7 @@ def segment_loss(states: Sequence[torch.Tensor], segment: Segment) -> torch.Tens
     return loss
 
 
-def meta_gradient(student: Student, segment: Segment, images: torch.Tensor, labels: torch.Tensor,
+def meta_gradient(student: FunctionalNet, segment: Segment, images: torch.Tensor, labels: torch.Tensor,
                   alpha: torch.Tensor, plan: InnerPlan, *, checkpoint: bool = False
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(L, ∂L/∂S, ∂L/∂α)`` of one iteration; ``checkpoint`` rebuilds one step at a time (same values)."""
@@ -483,7 +374,7 @@ def meta_gradient(student: Student, segment: Segment, images: torch.Tensor, labe
     return loss.detach(), d_images, d_alpha
 
 
-def _checkpointed_meta_gradient(student: Student, segment: Segment, images: torch.Tensor, labels: torch.Tensor,
+def _checkpointed_meta_gradient(student: FunctionalNet, segment: Segment, images: torch.Tensor, labels: torch.Tensor,
                                 alpha: torch.Tensor, plan: InnerPlan) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The exact meta-gradient by per-step recomputation (the adjoint recursion of the module docstring)."""
     mu = plan.momentum
@@ -544,12 +435,12 @@ def _checkpointed_meta_gradient(student: Student, segment: Segment, images: torc
 
 # -- initialisation ------------------------------------------------------------------------------------
 @torch.no_grad()
-def logits_of(student: Student, theta: torch.Tensor, x: torch.Tensor, batch: int = LOGIT_BATCH) -> torch.Tensor:
+def logits_of(student: FunctionalNet, theta: torch.Tensor, x: torch.Tensor, batch: int = LOGIT_BATCH) -> torch.Tensor:
     """f(x; θ) for a whole set, in batches."""
     return torch.cat([student(x[i:i + batch], theta) for i in range(0, x.shape[0], batch)])
 
 
-def representative_init(student: Student, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, ipc: int,
+def representative_init(student: FunctionalNet, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, ipc: int,
                         num_classes: int, generator: torch.Generator, *, clusters: int | None = None,
                         n_init: int = KMEANS_N_INIT) -> torch.Tensor:
     """AST's k-means initialisation: indices (class-major) of IPC distinct real images per class chosen by
@@ -559,20 +450,42 @@ def representative_init(student: Student, theta: torch.Tensor, x: torch.Tensor, 
 
 
 # -- the method ------------------------------------------------------------------------------------------
-def _source_meta(data) -> dict[str, Any]:
-    source = data.source_meta()
-    if data.extra.get("file"):
-        source["file"] = data.extra["file"]
-    return source
+class TrajectoryMatching(Method):
+    """``TrajectoryMatching(config).fit(data, buffer=...) -> ImageSet`` (see the module docstring).
 
+    ``data``: an :class:`~condense.vision.data.ImageData`, a pair ``(images, labels)`` taken as given, or a
+    ``torch.utils.data.Dataset`` (:func:`condense.vision.data.as_image_data`). ``buffer``: an
+    :class:`~condense.vision.experts.ExpertBuffer` or its folder; ``None`` trains one first with the config's
+    ``expert`` settings, into ``run_dir/buffer`` (or a cache folder named by the data, settings and seed), and
+    reuses it when it is already there.
+    """
 
-class TrajectoryMatching:
-    """``TrajectoryMatching(config).fit(data, buffer) -> ImageSet`` (see the module docstring)."""
+    name = "mtt"
+    config_class = TrajectoryConfig
+    presets = MTT_PRESETS
+    inputs = ("buffer",)
 
-    def __init__(self, config: TrajectoryConfig | None = None):
-        if config is not None and not isinstance(config, TrajectoryConfig):
-            raise TypeError(f"config must be a TrajectoryConfig, got {type(config).__name__}")
-        self.config = config or TrajectoryConfig()
+    @classmethod
+    def load_data(cls, name, *, data_root=None, train_per_class=None, seed=0):
+        from condense.vision.data import load_images
+
+        return load_images(name, data_root=data_root, train_per_class=train_per_class, seed=seed)
+
+    @classmethod
+    def preset_chain(cls, dataset, hint, preset):
+        """The dataset's MTT row at the run's IPC; with ``preset="mtt-ast"`` the AST switch and the AST recipe of
+        that row (where AST published one); else the named preset."""
+        chain = []
+        if dataset is not None:
+            row = dataset_preset(dataset, hint.ipc)
+            chain += [row] if row else []
+        if preset == "mtt-ast":
+            chain.append(preset)
+            recipe = dataset_preset(dataset, hint.ipc, ast=True) if dataset is not None else None
+            chain += [recipe] if recipe else []
+        elif preset is not None:
+            chain.append(preset)
+        return chain
 
     def _open(self, buffer) -> ExpertBuffer:
         if isinstance(buffer, ExpertBuffer):
@@ -585,7 +498,17 @@ class TrajectoryMatching:
             preload = opened.nbytes <= PRELOAD_LIMIT_BYTES
         return opened.preload() if preload else opened
 
-    def _initial_images(self, student: Student, buffer: ExpertBuffer, x, y, k, gen, sampler) -> torch.Tensor:
+    def _automatic_buffer(self, data, *, device, seed: int, run_dir) -> Path:
+        """Train (or resume) the buffer the config's ``expert`` settings describe; returns its folder."""
+        cfg = self.config
+        expert = replace(cfg.expert, model=cfg.model, zca=cfg.zca, zca_eps=cfg.zca_eps,
+                         align_corners=cfg.align_corners, dsa_strategy=cfg.dsa_strategy)
+        folder = default_buffer_dir(data, expert, seed, run_dir)
+        log.info("no buffer given: training %d experts x %d epochs into %s", expert.experts, expert.epochs, folder)
+        generate_buffer(data, expert, folder, seed=seed, device=device)
+        return folder
+
+    def _initial_images(self, student: FunctionalNet, buffer: ExpertBuffer, x, y, k, gen, sampler) -> torch.Tensor:
         cfg = self.config
         if cfg.init == "noise":
             return torch.randn(k * cfg.ipc, *x.shape[1:], generator=gen, device=gen.device).to(x.device)
@@ -597,17 +520,18 @@ class TrajectoryMatching:
             return x[idx]
         return x[random_real(y, cfg.ipc, num_classes=k, generator=gen)]
 
-    def fit(self, data, buffer, *, device: str | torch.device = "auto", seed: int = 0,
-            run_dir: str | os.PathLike | None = None, preset_info: Mapping[str, Any] | None = None) -> ImageSet:
-        """Distil ``data`` (a :class:`condense.vision.data.ImageData`, mean/std normalised) by matching ``buffer``
-        (an :class:`ExpertBuffer` or its folder). ``run_dir`` holds checkpoints (resumed automatically;
-        raising ``iterations`` continues a finished run exactly) and the PNG grid."""
-        from condense.vision.data import ImageData
+    def fit(self, data, *, device: str | torch.device = "auto", seed: int = 0,
+            run_dir: str | os.PathLike | None = None, buffer: ExpertBuffer | str | os.PathLike | None = None
+            ) -> ImageSet:
+        """Distil ``data`` by matching the experts of ``buffer`` (see the class docstring). ``run_dir`` holds
+        checkpoints (resumed automatically; raising ``iterations`` continues a finished run exactly) and the PNG
+        grid."""
+        from condense.vision.data import as_image_data
         from condense.vision.zca import whiten
 
-        cfg = self.config
-        if not isinstance(data, ImageData):
-            raise TypeError(f"data must be a condense.vision.data.ImageData, got {type(data).__name__}")
+        data = as_image_data(data)
+        if buffer is None:
+            buffer = self._automatic_buffer(data, device=device, seed=seed, run_dir=run_dir)
         buffer = self._open(buffer)
         # the dataset first: another dataset also differs in architecture input or preprocessing, and its name
         # is the message that tells the user what is wrong
@@ -618,6 +542,11 @@ class TrajectoryMatching:
         if src.get("fingerprint") != data.fingerprint:
             log.warning("the expert buffer was trained on another version or subsample of %s (fingerprint %s, "
                         "distillation data %s)", data.name, src.get("fingerprint"), data.fingerprint)
+        wanted, trained = self.config.expert, buffer.config
+        if _smooth(wanted) and not _smooth(trained):
+            log.warning("the config asks for AST's smooth experts (expert.optimizer/loss_clipping/grad_penalty), but "
+                        "the buffer's experts were trained without them; only the distillation-side options apply")
+        cfg = replace(self.config, expert=trained)  # record the experts actually matched
         zca = None
         if cfg.zca:
             zca = buffer.zca()
@@ -625,14 +554,11 @@ class TrajectoryMatching:
                 raise ValueError(f"zca=true, but the expert buffer {str(buffer.folder)!r} was trained without ZCA; "
                                  "experts and distillation must share preprocessing (set zca=false or build a ZCA buffer)")
             data, zca = whiten(data, zca)
-            preprocessing = zca.meta()
-        else:
-            preprocessing = {"space": "normalised", "mean": list(data.mean), "std": list(data.std)}
         dev = resolve_device(device)
         k, shape = data.num_classes, tuple(data.x_train.shape[1:])
         net = build_net(cfg.model, shape[0], k, shape[1:], device=dev, generator=make_generator(seed, dev))
-        student = Student(net)
-        buffer.check_student(net.name, student.layout, preprocessing)
+        student = FunctionalNet(net)
+        buffer.check_student(net_name(net), student.layout, preprocessing(data, zca)[1])
         t_max = buffer.epochs
         if cfg.max_start_epoch - 1 + cfg.expert_epochs > t_max:
             raise ValueError(f"max_start_epoch={cfg.max_start_epoch} and expert_epochs={cfg.expert_epochs} need "
@@ -719,41 +645,20 @@ class TrajectoryMatching:
                     f"or lr_lr (now {cfg.lr_lr:g}), or start from a smaller syn_lr_init ({cfg.syn_lr_init:g}). "
                     f"[{exc}]") from exc
 
-        tensors: dict[str, torch.Tensor] = {"images": syn.detach().float(), "labels": syn_labels,
-                                            "syn_lr": syn_lr.detach().float().reshape(())}
-        tensors["mean"] = torch.tensor(data.mean, dtype=torch.float32)
-        tensors["std"] = torch.tensor(data.std, dtype=torch.float32)
-        if zca is not None:
-            tensors.update(zca.tensors())
-        res = meter.result
         done = cfg.iterations - (ckpt.resumed_from or 0)
-        summary = {
-            "images": f"{k * cfg.ipc} x {list(shape)}", "ipc": cfg.ipc, "iterations": cfg.iterations,
-            "model": net.name, "syn_steps": cfg.syn_steps, "expert_epochs": m, "max_start_epoch": cfg.max_start_epoch,
-            "ast_options": cfg.ast_options or "off", "syn_lr": float(syn_lr.detach()),
-            "final_loss": float(last_good) if done else None, "skipped_iterations": skipped.value,
-            "rollbacks": ckpt.rollbacks, "buffer": buffer.describe(), "dsa": strategy if dsa else "off",
-            "wall_s": round(res.wall_s, 2), "it_per_s": round(done / res.wall_s, 3) if res.wall_s > 0 and done else None,
-            "peak_rss_mb": round(res.peak_rss_mb, 1),
-            "peak_cuda_mb": None if res.peak_cuda_mb is None else round(res.peak_cuda_mb, 1),
-        }
-        if ckpt.resumed_from:
-            summary["resumed_from"] = ckpt.resumed_from
-        artifact = ImageSet.create(
-            tensors, method="mtt", config=to_dict(cfg), source=_source_meta(data),
-            budget={"ipc": cfg.ipc, "images": k * cfg.ipc, "iterations": cfg.iterations}, seed=seed, device=str(dev),
-            extra={"summary": summary, "eval_profile": cfg.eval_profile, "preprocessing": preprocessing,
-                   "classes": list(data.classes), "preset": dict(preset_info or {}), "timing": res.as_dict(),
-                   "buffer": {"folder": str(buffer.folder), "identity": buffer.manifest["identity"],
-                              "experts": buffer.indices, "epochs": buffer.epochs,
-                              "architecture": buffer.architecture, "config": buffer.manifest["config"],
-                              "optimizer": buffer.manifest["optimizer"]}},
-        )
-        if run_dir is not None:
-            from condense.vision.plots import save_grid
-
-            save_grid(artifact, Path(run_dir) / "mtt.png")
-        return artifact
+        summary = run_summary(
+            meter, ckpt, cfg.iterations, images=f"{k * cfg.ipc} x {list(shape)}", ipc=cfg.ipc,
+            iterations=cfg.iterations, model=net_name(net), syn_steps=cfg.syn_steps, expert_epochs=m,
+            max_start_epoch=cfg.max_start_epoch, ast_options=cfg.ast_options or "off",
+            syn_lr=float(syn_lr.detach()), final_loss=float(last_good) if done else None,
+            skipped_iterations=skipped.value, rollbacks=ckpt.rollbacks, buffer=buffer.describe(),
+            dsa=strategy if dsa else "off")
+        buffer_record = {"folder": str(buffer.folder), "identity": buffer.manifest["identity"],
+                         "experts": buffer.indices, "epochs": buffer.epochs, "architecture": buffer.architecture,
+                         "config": buffer.manifest["config"], "optimizer": buffer.manifest["optimizer"]}
+        return finish("mtt", cfg, data, zca, syn, syn_labels, seed=seed, device=dev, summary=summary, meter=meter,
+                      extra_tensors={"syn_lr": syn_lr.detach().float().reshape(())}, extra={"buffer": buffer_record},
+                      run_dir=run_dir)
 
     def _draw_expert(self, buffer: ExpertBuffer, order: torch.Tensor, cursor: Counter,
                      sampler: torch.Generator) -> tuple[int, int]:
@@ -781,7 +686,12 @@ class TrajectoryMatching:
         return True
 
 
-# -- the runner ------------------------------------------------------------------------------------------
+def _smooth(expert: ExpertConfig) -> bool:
+    """Whether expert settings use any of AST's smoothing options."""
+    return expert.optimizer == "sgd_momentum" or expert.loss_clipping or expert.grad_penalty > 0
+
+
+# -- the automatic buffer's folder -----------------------------------------------------------------------
 def default_buffer_dir(data, expert: ExpertConfig, seed: int, out: str | os.PathLike | None) -> Path:
     """Where an automatic buffer goes: ``OUT/buffer``, else a cache folder named by data, settings and seed."""
     if out is not None:
@@ -790,37 +700,3 @@ def default_buffer_dir(data, expert: ExpertConfig, seed: int, out: str | os.Path
 
     key = hashlib.sha256(json.dumps([data.fingerprint, to_dict(expert), seed], sort_keys=True).encode()).hexdigest()[:16]
     return cache_dir() / "buffers" / f"{data.name}-{key}"
-
-
-def run(dataset: str = "digits", *, data_root=None, device: str = "auto", seed: int = 0,
-        train_per_class: int | None = None, out: str | os.PathLike | None = None, quiet: bool | None = None,
-        buffer: str | os.PathLike | None = None, ast: bool = False, preset: str | None = None,
-        **overrides: Any) -> ImageSet:
-    """The registry runner: load ``dataset``, match the expert ``buffer`` (built automatically with the
-    config's ``expert`` settings when none is given), return the :class:`ImageSet`.
-
-    ``ast=True`` turns on the AST options (preset ``ast`` and the dataset's AST recipe if there is one);
-    ``preset`` names an extra entry of :data:`PRESETS`; ``overrides`` are :class:`TrajectoryConfig` fields
-    (``ipc``, ``iterations``, ``expert.epochs``, ... typed or as ``--set`` strings).
-    """
-    from condense.vision.data import load_images
-
-    data = load_images(dataset, data_root=data_root, train_per_class=train_per_class, seed=seed)
-    cfg, info = make_config(data.name, ast=bool(ast), preset_name=preset, overrides=overrides)
-    with quiet_mode(quiet) if quiet is not None else nullcontext():
-        if buffer is None:
-            expert_cfg = replace(cfg.expert, model=cfg.model, zca=cfg.zca, zca_eps=cfg.zca_eps,
-                                 align_corners=cfg.align_corners, dsa_strategy=cfg.dsa_strategy)
-            folder = default_buffer_dir(data, expert_cfg, seed, out)
-            log.info("no buffer given: training %d experts x %d epochs into %s", expert_cfg.experts,
-                     expert_cfg.epochs, folder)
-            generate_buffer(data, expert_cfg, folder, seed=seed, device=device)
-            buffer = folder
-        method = TrajectoryMatching(cfg)
-        opened = method._open(buffer)
-        if ast and opened.config.optimizer != "sgd_momentum" and not opened.config.loss_clipping \
-                and opened.config.grad_penalty == 0:
-            log.warning("--ast: the buffer's experts were trained without AST's smoothing options; only the "
-                        "distillation-side AST options apply")
-        cfg = replace(cfg, expert=opened.config)  # record the experts actually matched
-        return TrajectoryMatching(cfg).fit(data, opened, device=device, seed=seed, run_dir=out, preset_info=info)

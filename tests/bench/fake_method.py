@@ -18,12 +18,15 @@ import os
 import signal
 import time
 
+from dataclasses import dataclass
+
 import torch
 
 from condense import registry
 from condense.artifacts import ImageSet
 from condense.config import ConfigError
 from condense.data import DatasetNotFound
+from condense.method import Method
 
 NAME = "fakecond"
 CLASSES, TRAIN_PER_CLASS, TEST_PER_CLASS = 3, 30, 20
@@ -45,38 +48,62 @@ def _switch(name: str, dataset: str, ipc: int, seed: int) -> bool:
     return os.environ.get(name) == f"{dataset}:{ipc}:{seed}"
 
 
-def run(dataset: str = "toy", *, data_root=None, device="auto", seed=0, train_per_class=None, out=None, quiet=None,
-        ipc: int = 1, noise: float = 0.1, prepared: str | None = None, **overrides) -> ImageSet:
-    if overrides:
-        raise ConfigError(f"unknown config key(s) {sorted(overrides)} for fakecond; known keys: ipc, noise, prepared")
-    if prepared is not None and not os.path.isdir(prepared):
-        raise FileNotFoundError(f"prepared={prepared!r} is not a folder")
-    if dataset != "toy":
-        raise DatasetNotFound(dataset, [str(data_root or "<default>")], [f"{dataset}.npz"])
-    if os.environ.get("FAKE_CALLS"):
-        with open(os.environ["FAKE_CALLS"], "a") as fh:
-            fh.write(f"{dataset}:{ipc}:{seed}\n")
-    if _switch("FAKE_INTERRUPT_AT", dataset, ipc, seed):
-        raise KeyboardInterrupt
-    if _switch("FAKE_CRASH_AT", dataset, ipc, seed):
-        os.kill(os.getpid(), signal.SIGKILL)
-    if _switch("FAKE_HANG_AT", dataset, ipc, seed):
-        with open(os.environ["FAKE_HANG_MARKER"], "w") as fh:
-            fh.write("hanging\n")
-        time.sleep(_HANG_S)
-    x, y = toy("train")
-    g = torch.Generator().manual_seed(seed)
-    images, labels = [], []
-    for c in range(CLASSES):
-        pool = x[y == c]
-        if train_per_class is not None:
-            pool = pool[torch.randperm(len(pool), generator=g)[:train_per_class]]
-        images.append(pool.mean(0, keepdim=True) + noise * torch.randn(ipc, *SHAPE, generator=g))
-        labels.append(torch.full((ipc,), c, dtype=torch.int64))
-    return ImageSet.create({"images": torch.cat(images), "labels": torch.cat(labels),
-                            "mean": torch.zeros(1), "std": torch.ones(1)},
-                           method=NAME, config={"ipc": ipc, "noise": noise, "prepared": prepared}, source={"name": dataset},
-                           budget={"ipc": ipc}, seed=seed, device="cpu")
+@dataclass
+class FakeConfig:
+    """The stand-in's settings: images per class, the noise added to the class means, and a folder that a
+    preparation step made (checked to exist)."""
+
+    ipc: int = 1
+    noise: float = 0.1
+    prepared: str | None = None
+
+
+@dataclass
+class ToyData:
+    name: str
+    train_per_class: int | None
+
+
+class FakeCond(Method):
+    name = NAME
+    config_class = FakeConfig
+
+    @classmethod
+    def load_data(cls, name, *, data_root=None, train_per_class=None, seed=0) -> ToyData:
+        if name != "toy":
+            raise DatasetNotFound(name, [str(data_root or "<default>")], [f"{name}.npz"])
+        return ToyData(name, train_per_class)
+
+    def fit(self, data, *, device="auto", seed=0, run_dir=None) -> ImageSet:
+        cfg = self.config
+        ipc, noise, prepared = cfg.ipc, cfg.noise, cfg.prepared
+        if prepared is not None and not os.path.isdir(prepared):
+            raise FileNotFoundError(f"prepared={prepared!r} is not a folder")
+        dataset = data.name
+        if os.environ.get("FAKE_CALLS"):
+            with open(os.environ["FAKE_CALLS"], "a") as fh:
+                fh.write(f"{dataset}:{ipc}:{seed}\n")
+        if _switch("FAKE_INTERRUPT_AT", dataset, ipc, seed):
+            raise KeyboardInterrupt
+        if _switch("FAKE_CRASH_AT", dataset, ipc, seed):
+            os.kill(os.getpid(), signal.SIGKILL)
+        if _switch("FAKE_HANG_AT", dataset, ipc, seed):
+            with open(os.environ["FAKE_HANG_MARKER"], "w") as fh:
+                fh.write("hanging\n")
+            time.sleep(_HANG_S)
+        x, y = toy("train")
+        g = torch.Generator().manual_seed(seed)
+        images, labels = [], []
+        for c in range(CLASSES):
+            pool = x[y == c]
+            if data.train_per_class is not None:
+                pool = pool[torch.randperm(len(pool), generator=g)[:data.train_per_class]]
+            images.append(pool.mean(0, keepdim=True) + noise * torch.randn(ipc, *SHAPE, generator=g))
+            labels.append(torch.full((ipc,), c, dtype=torch.int64))
+        return ImageSet.create({"images": torch.cat(images), "labels": torch.cat(labels),
+                                "mean": torch.zeros(1), "std": torch.ones(1)},
+                               method=NAME, config={"ipc": ipc, "noise": noise, "prepared": prepared},
+                               source={"name": dataset}, budget={"ipc": ipc}, seed=seed, device="cpu")
 
 
 def _accuracy(images: torch.Tensor, labels: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -89,7 +116,7 @@ def _stats(runs: list[float]) -> dict:
     return {"mean": float(t.mean()), "std": float(t.std(unbiased=False)), "runs": runs}
 
 
-def evaluate(artifact, *, model=None, runs=None, data_root=None, device="auto", seed=0, baselines=False,
+def evaluate(artifact, data=None, *, model=None, runs=None, data_root=None, device="auto", seed=0, baselines=False,
              **overrides) -> dict:
     jitter = float(overrides.pop("jitter", 0.3))
     if overrides:
@@ -119,11 +146,11 @@ def evaluate(artifact, *, model=None, runs=None, data_root=None, device="auto", 
         "compression": {"samples": len(y) / n_syn, "bytes": x.numel() * 4 / artifact.nbytes,
                         "distilled_samples": n_syn, "full_samples": len(y), "distilled_bytes": artifact.nbytes,
                         "full_bytes": x.numel() * 4},
-        "timing": {"runs": runs}, "_text": "fake evaluation",
+        "timing": {"runs": runs}, "table": "fake evaluation",
     }
 
 
-ENTRY = registry.MethodEntry(name=NAME, target=f"{__name__}:run", family="vision", produces="ImageSet",
+ENTRY = registry.MethodEntry(name=NAME, target=f"{__name__}:FakeCond", family="vision", produces="ImageSet",
                              summary="toy stand-in for the bench tests", paper="-", default_dataset="toy")
 
 

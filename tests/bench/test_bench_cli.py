@@ -10,7 +10,10 @@ from condense.cli import main
 
 
 def run_cli(capsys, *argv):
-    code = main(list(argv))
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:  # argparse's usage errors exit with status 2 too
+        code = exc.code
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 

@@ -15,6 +15,7 @@ from condense.bench import results
 from condense.bench.report import render
 from condense.bench.runner import run_suite
 from condense.bench.suites import Grid, Prepare, Suite, expand
+from condense.shard import Shard
 from condense import registry
 
 NUMBERS = ("results", "compression", "artifact_budget", "artifact_bytes", "resolved_config")
@@ -104,7 +105,7 @@ def test_two_shards_merge_to_the_full_run(fake, tiny, tmp_path):
     run_suite(suite, full, device="cpu", isolation="inline")
     shards = [tmp_path / f"shard{i}.jsonl" for i in (1, 2)]
     for i, path in enumerate(shards, 1):
-        summary = run_suite(suite, path, device="cpu", isolation="inline", shard=(i, 2))
+        summary = run_suite(suite, path, device="cpu", isolation="inline", shard=Shard(i, 2))
         assert summary.ran == 3 and summary.shard == f"{i}/2"
     one, two = ({r["key"] for r in results.read(p)} for p in shards)
     assert one and two and not one & two

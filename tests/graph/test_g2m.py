@@ -7,13 +7,13 @@ import math
 import pytest
 import torch
 
+import condense
 from condense.artifacts import ArtifactError, Student
 from condense.config import ConfigError
 from condense.graph import g2m
 from condense.graph.g2m import (
     FFG2M,
     MODES,
-    PRESETS,
     G2MConfig,
     g2m_loss,
     hfd_loss,
@@ -24,9 +24,10 @@ from condense.graph.g2m import (
     lfd_loss,
     prepare_problem,
     random_split,
-    resolve_config,
 )
-from condense.graph.teachers import MLP, prepare_graph
+from condense.graph.g2m.training import _edge_batches
+from condense.graph.presets import FFG2M_PRESETS as PRESETS
+from condense.graph.teachers import NodeMLP, prepare_graph
 
 CPU = torch.device("cpu")
 
@@ -138,7 +139,7 @@ def test_gradient_matches_finite_differences(mode):
     torch.manual_seed(0)
     _, z, y, graph = random_case(n=7, k=3, seed=5)
     x = torch.randn(7, 5, dtype=torch.float64)
-    student = MLP(5, 6, 3, num_layers=2).double()
+    student = NodeMLP(5, 6, 3, num_layers=2).double()
     names = [n for n, _ in student.named_parameters()]
     train = torch.tensor([1, 4])
 
@@ -236,13 +237,13 @@ def test_inductive_training_does_not_depend_on_held_out_nodes():
     """Change the held-out nodes' features and edges: teacher logits and student weights stay bit-identical."""
     data = community_graph()
     cfg = G2MConfig(setting="inductive", **TINY)
-    first = FFG2M(cfg, device="cpu").fit(data, seed=5)
+    first = FFG2M(cfg).fit(data, seed=5)
     p = prepare_problem(data, cfg, seed=5, device=CPU)
     altered = data.clone()
     altered.x[p.test_ind] = torch.randn(p.test_ind.numel(), 6) * 10
     extra = torch.stack([p.test_ind, p.split.train[: p.test_ind.numel()]])
     altered.edge_index = torch.cat([data.edge_index, extra, extra.flip(0)], 1)
-    second = FFG2M(cfg, device="cpu").fit(altered, seed=5)
+    second = FFG2M(cfg).fit(altered, seed=5)
     for key in first.tensors:
         assert torch.equal(first[key], second[key]), key
     ex1, ex2 = first.meta["extra"], second.meta["extra"]
@@ -264,11 +265,12 @@ def test_presets_hold_the_published_table():
         G2MConfig(**values)  # every preset is a valid config (GAT widths divisible by 4, ...)
 
 
-def test_resolve_config_layers_preset_teacher_mode_overrides():
-    cfg = resolve_config("cora", teacher="sage", mode="glnn", overrides={"tau": "2.5"})
+def test_configure_layers_preset_teacher_mode_overrides():
+    cfg, used = FFG2M.configure("cora", teacher="sage", mode="glnn", tau="2.5")
     assert (cfg.teacher, cfg.mode, cfg.hidden, cfg.mlp_dropout, cfg.tau) == ("sage", "glnn", 512, 0.4, 2.5)
-    assert resolve_config("Cora").hidden == 512 and resolve_config("karate").hidden == G2MConfig().hidden
-    assert resolve_config("citeseer", teacher="gat").hidden == 2048
+    assert used == ["ffg2m-cora-sage"]
+    assert FFG2M.configure("Cora")[0].hidden == 512 and FFG2M.configure("karate")[0].hidden == G2MConfig().hidden
+    assert FFG2M.configure("citeseer", teacher="gat")[0].hidden == 2048
 
 
 @pytest.mark.parametrize("overrides, match", [
@@ -282,7 +284,7 @@ def test_resolve_config_layers_preset_teacher_mode_overrides():
 ])
 def test_bad_configs_raise(overrides, match):
     with pytest.raises(ConfigError, match=match):
-        resolve_config("karate", overrides=overrides)
+        FFG2M.configure("karate", **overrides)
 
 
 # -- bad inputs ---------------------------------------------------------------------------------------------------
@@ -319,16 +321,16 @@ def test_bad_graph_inputs_raise_clear_errors():
 def test_bad_teachers_raise():
     data = community_graph()
     with pytest.raises(ValueError, match=r"teacher logits must have shape \[num_nodes=60, num_classes=2\]"):
-        FFG2M(G2MConfig(**TINY), device="cpu").fit(data, teacher=torch.randn(60, 3))
+        FFG2M(G2MConfig(**TINY)).fit(data, teacher=torch.randn(60, 3))
     with pytest.raises(TypeError, match="teacher must be None"):
-        FFG2M(G2MConfig(**TINY), device="cpu").fit(data, teacher="gcn")
+        FFG2M(G2MConfig(**TINY)).fit(data, teacher="gcn")
 
 
 def test_graph_without_edges_is_well_defined():
     data = community_graph()
     data.edge_index = torch.zeros(2, 0, dtype=torch.long)
     with pytest.warns(UserWarning, match="no edges"):
-        art = FFG2M(G2MConfig(**TINY), device="cpu").fit(data, seed=0)
+        art = FFG2M(G2MConfig(**TINY)).fit(data, seed=0)
     assert all(torch.isfinite(t).all() for t in art.tensors.values())
     assert 0.0 <= art.meta["extra"]["student"]["test_acc"] <= 1.0
 
@@ -337,8 +339,7 @@ def test_graph_without_edges_is_well_defined():
 def test_precomputed_logits_are_used_as_the_teacher():
     data = community_graph()
     perfect = torch.nn.functional.one_hot(data.y, 2).float() * 8.0
-    art = FFG2M(G2MConfig(mode="glnn", lam=0.0, **{**TINY, "max_epochs": 60, "patience": 60}),
-                device="cpu").fit(data, teacher=perfect, seed=0)
+    art = FFG2M(G2MConfig(mode="glnn", lam=0.0, **{**TINY, "max_epochs": 60, "patience": 60})).fit(data, teacher=perfect, seed=0)
     extra = art.meta["extra"]
     assert extra["teacher"]["arch"] == "logits" and extra["teacher"]["test_acc"] == 1.0
     assert extra["student"]["val_acc"] >= 0.9
@@ -351,7 +352,7 @@ def test_user_module_teacher_used_as_is_when_not_trained():
 
     data = community_graph()
     data.x = torch.cat([data.x, data.y[:, None].float()], 1)
-    art = FFG2M(G2MConfig(**TINY), device="cpu").fit(data, teacher=Oracle(), train_teacher=False)
+    art = FFG2M(G2MConfig(**TINY)).fit(data, teacher=Oracle(), train_teacher=False)
     assert art.meta["extra"]["teacher"]["test_acc"] == 1.0 and art.meta["extra"]["teacher"]["arch"] == "Oracle"
 
 
@@ -359,7 +360,7 @@ def test_user_module_teacher_used_as_is_when_not_trained():
 def test_edge_batches_cover_every_row_once_per_epoch():
     data = community_graph()
     p = prepare_problem(data, G2MConfig(**TINY), seed=0, device=CPU)
-    batches = g2m._edge_batches("ffg2m", p, 50, torch.Generator().manual_seed(0))
+    batches = _edge_batches("ffg2m", p, 50, torch.Generator().manual_seed(0))
     assert len(batches) == math.ceil(p.obs_graph.edges_plus.shape[1] / 50)
     plus = torch.cat([b.nodes[b.edges_plus] for b in batches], 1)
     plain = torch.cat([b.nodes[b.edges] for b in batches], 1)
@@ -372,8 +373,8 @@ def test_edge_batches_cover_every_row_once_per_epoch():
 def test_one_edge_batch_equals_full_batch():
     data = community_graph()
     base = dict(TINY, max_epochs=3, patience=3)
-    full = FFG2M(G2MConfig(**base), device="cpu").fit(data, seed=1)
-    batched = FFG2M(G2MConfig(edge_batch_size=10**6, **base), device="cpu").fit(data, seed=1)
+    full = FFG2M(G2MConfig(**base)).fit(data, seed=1)
+    batched = FFG2M(G2MConfig(edge_batch_size=10**6, **base)).fit(data, seed=1)
     for key in full.tensors:
         torch.testing.assert_close(full[key], batched[key], rtol=1e-5, atol=1e-6)
 
@@ -381,8 +382,8 @@ def test_one_edge_batch_equals_full_batch():
 def test_minibatched_training_runs_and_is_seeded():
     data = community_graph()
     cfg = G2MConfig(edge_batch_size=64, **TINY)
-    a = FFG2M(cfg, device="cpu").fit(data, seed=2)
-    b = FFG2M(cfg, device="cpu").fit(data, seed=2)
+    a = FFG2M(cfg).fit(data, seed=2)
+    b = FFG2M(cfg).fit(data, seed=2)
     assert all(torch.equal(a[k], b[k]) for k in a.tensors)
 
 
@@ -390,21 +391,21 @@ def test_minibatched_training_runs_and_is_seeded():
 def test_rerun_in_the_same_folder_resumes_to_the_same_student(tmp_path):
     data = community_graph()
     cfg = G2MConfig(**dict(TINY, max_epochs=12, patience=12, checkpoint_every=5, mlp_dropout=0.3))
-    first = FFG2M(cfg, device="cpu").fit(data, seed=4, run_dir=tmp_path)
+    first = FFG2M(cfg).fit(data, seed=4, run_dir=tmp_path)
     assert (tmp_path / "teacher" / "checkpoints").is_dir() and (tmp_path / "student-ffg2m" / "checkpoints").is_dir()
-    second = FFG2M(cfg, device="cpu").fit(data, seed=4, run_dir=tmp_path)  # resumes from step 10 of each phase
+    second = FFG2M(cfg).fit(data, seed=4, run_dir=tmp_path)  # resumes from step 10 of each phase
     assert all(torch.equal(first[k], second[k]) for k in first.tensors)
 
 
 # -- the Student artifact ---------------------------------------------------------------------------------------------
 def test_student_artifact_round_trip_and_predict_from_features_only(tmp_path):
     data = community_graph()
-    art = FFG2M(G2MConfig(feature_norm="row", **TINY), device="cpu").fit(data, seed=0)
+    art = FFG2M(G2MConfig(feature_norm="row", **TINY)).fit(data, seed=0)
     assert art.meta["extra"]["feature_norm"] == "row"
     loaded = Student.load(art.save(tmp_path / "s.safetensors"))
     assert loaded == art
     x = data.x.abs()  # raw features; the artifact applies the stored row normalisation itself
-    mlp = MLP(6, 8, 2, num_layers=2)
+    mlp = NodeMLP(6, 8, 2, num_layers=2)
     mlp.load_state_dict({k[len("model."):]: v for k, v in art.tensors.items()})
     expected = mlp.eval()(x / x.sum(1, keepdim=True))
     torch.testing.assert_close(loaded.logits(x), expected)
@@ -431,13 +432,13 @@ KARATE = dict(TINY, split_train_per_class=4, split_val=10, split_test=10, max_ep
 
 
 def test_run_compare_and_evaluate_agree_on_karate():
-    art = g2m.run("karate", seed=7, device="cpu", **KARATE)
+    art = condense.distill("ffg2m", "karate", seed=7, device="cpu", **KARATE)
     assert art.meta["source"]["name"] == "karate" and art.meta["extra"]["split"]["kind"] == "random"
     assert art.meta["extra"]["split"]["train"] == 8
-    result = g2m.evaluate_artifact(art, device="cpu")
+    result = condense.evaluate(art, device="cpu")
     assert result["results"]["distilled"]["accuracy"]["mean"] == pytest.approx(
         art.meta["extra"]["student"]["test_acc"])
-    assert result["compression"]["bytes"] > 1 and result["timing"]["speedup"] > 0 and "_text" in result
+    assert result["compression"]["bytes"] > 1 and result["timing"]["speedup"] > 0 and "table" in result
     comp = g2m.compare("karate", runs=2, seed=7, device="cpu", **KARATE)
     res = comp.summary["results"]
     assert list(res) == ["teacher", "mlp", "glnn", "ffg2m"] and comp.summary["seeds"] == [7, 8]
@@ -450,10 +451,17 @@ def test_run_compare_and_evaluate_agree_on_karate():
     assert "ffg2m" in comp.table()
 
 
-def test_evaluate_refuses_user_graphs():
-    art = FFG2M(G2MConfig(**TINY), device="cpu").fit(community_graph(), seed=0)
-    with pytest.raises(ValueError, match="user graph"):
-        g2m.evaluate_artifact(art)
+def test_a_student_of_a_user_graph_is_evaluated_on_that_graph():
+    graph = community_graph()
+    art = FFG2M(G2MConfig(**TINY)).fit(graph, seed=0)
+    with pytest.raises(ValueError, match="your own graph.*data="):
+        condense.evaluate(art)
+    result = condense.evaluate(art, graph, device="cpu")
+    assert result["results"]["distilled"]["accuracy"]["mean"] == pytest.approx(art.meta["extra"]["student"]["test_acc"])
+    other = community_graph()
+    other.x = other.x + 1
+    with pytest.raises(ValueError, match="differs from the graph this student was trained on"):
+        condense.evaluate(art, other)
 
 
 def test_inference_benchmark_reports_both_models():
@@ -462,7 +470,7 @@ def test_inference_benchmark_reports_both_models():
     from condense.graph.teachers import TeacherConfig, build_teacher
 
     cfg = TeacherConfig(num_layers=2, hidden=32)
-    r = g2m.inference_benchmark(MLP(16, 32, 3, 2), build_teacher(cfg, 16, 3), data.x, graph.edges_plus,
+    r = g2m.inference_benchmark(NodeMLP(16, 32, 3, 2), build_teacher(cfg, 16, 3), data.x, graph.edges_plus,
                                 repeats=2)
     assert r["num_nodes"] == 300 and r["speedup"] > 0
     for key in ("student", "teacher"):

@@ -53,8 +53,8 @@ def test_from_dgl_errors_name_the_missing_data():
 def test_fit_accepts_a_dgl_graph_and_matches_pyg():
     graph = make_dgl_graph()
     cfg = G2MConfig(**TINY)
-    from_dgl_graph = FFG2M(cfg, device="cpu").fit(graph, seed=1)
-    from_pyg = FFG2M(cfg, device="cpu").fit(from_dgl(graph), seed=1)
+    from_dgl_graph = FFG2M(cfg).fit(graph, seed=1)
+    from_pyg = FFG2M(cfg).fit(from_dgl(graph), seed=1)
     assert from_dgl_graph.meta["source"]["split"] == "public"  # the DGL masks are the split
     assert from_dgl_graph.meta["extra"]["split"]["train"] == 9
     for key in from_pyg.tensors:

@@ -19,7 +19,7 @@ def graph_and_trees():
     mask = torch.rand(n, n, generator=g) < 0.06
     u, v = torch.triu(mask, 1).nonzero().t()
     codes = torch.randint(0, N_CODES, (n,), generator=g)
-    ei, ec = clean_edges(torch.stack([u, v]), n, torch.randint(0, N_EDGE_CODES, (u.numel(),), generator=g), symmetrize=True)
+    ei, ec = clean_edges(torch.stack([u, v]), n, torch.randint(0, N_EDGE_CODES, (u.numel(),), generator=g), symmetrise=True)
     return codes, ei, ec
 
 

@@ -15,17 +15,16 @@ from condense.config import ConfigError
 from condense.graph.accounting import feature_bytes, graph_set_bytes, treeset_bytes
 from condense.graph.classify import train_run
 from condense.graph.mirage import (
-    EvalConfig,
     Mirage,
     MirageConfig,
-    config_for,
+    TreeEvalConfig,
     evaluate_artifact,
     evaluate_treeset,
     real_graphs,
-    run,
     training_graphs,
 )
 from condense.graph.nets import PackedGraphs
+from condense.registry import distill
 
 
 def toy_graphs(n_graphs: int = 24, seed: int = 0, n_classes: int = 3, continuous: bool = False):
@@ -92,7 +91,7 @@ def test_itemsets_and_supports_equal_brute_force_on_hand_built_trees():
 
 
 def test_treeset_round_trips_through_a_file(tmp_path):
-    art = Mirage(MirageConfig(depth=2, support=0.25)).fit(toy_graphs(), source={"name": "toy"})
+    art = Mirage(MirageConfig(depth=2, support=0.25)).fit(toy_graphs())
     path = art.save(tmp_path / "m.safetensors")
     again = TreeSet.load(path)
     assert again == art
@@ -166,7 +165,7 @@ def test_sampling_modes_really_change_training():
     art = Mirage(MirageConfig(depth=1, support=3)).fit(graphs)
     view = training_graphs(art)
     real = real_graphs(PackedGraphs.from_graphs(graphs), art)
-    cfg = EvalConfig(layers=1, hidden=8, epochs=3, batch_size=4, runs=1)
+    cfg = TreeEvalConfig(layers=1, hidden=8, epochs=3, batch_size=4, runs=1)
     params = {}
     for mode in ("each_once", "support", "support_per_class"):
         res = train_run(view, real, real, cfg, num_classes=3, seed=0, sampling=mode, keep_model=True)
@@ -181,7 +180,7 @@ def test_deeper_gnn_than_trees_warns():
     graphs = toy_graphs()
     art = Mirage(MirageConfig(depth=1, support=3)).fit(graphs)
     pack = PackedGraphs.from_graphs(graphs)
-    cfg = EvalConfig(layers=2, hidden=8, epochs=1, runs=1)
+    cfg = TreeEvalConfig(layers=2, hidden=8, epochs=1, runs=1)
     with pytest.warns(UserWarning, match="2 layers but the trees have depth L=1"):
         out = evaluate_treeset(art, pack, pack, pack, cfg, num_classes=3, device="cpu")
     assert out["results"]["distilled"]["selection"] == "accuracy"  # multi-class default
@@ -231,9 +230,9 @@ def test_bad_configs_and_graph_hygiene():
     graphs = toy_graphs()
     directed = [Data(x=d.x, edge_index=d.edge_index[:, : d.edge_index.shape[1] // 2],
                      edge_attr=d.edge_attr[: d.edge_index.shape[1] // 2], y=d.y) for d in graphs]
-    with pytest.raises(ValueError, match="directed.*symmetrize=True"):
+    with pytest.raises(ValueError, match="directed.*symmetrise=True"):
         Mirage(MirageConfig(depth=1, support=3)).fit(directed)
-    sym = Mirage(MirageConfig(depth=1, support=3, symmetrize=True)).fit(directed)
+    sym = Mirage(MirageConfig(depth=1, support=3, symmetrise=True)).fit(directed)
     undirected = Mirage(MirageConfig(depth=1, support=3)).fit(graphs)
     assert all(torch.equal(sym[k], undirected[k]) for k in undirected.tensors)
     looped = [Data(x=d.x, edge_index=torch.cat([d.edge_index, torch.zeros(2, 1, dtype=torch.long)], 1),
@@ -254,23 +253,24 @@ def test_single_node_graphs_and_isolated_nodes_count_in_class_sizes():
     assert int(keep["tree_ptr"].diff().min()) == 1  # the one-node tree is frequent in class 0 now
 
 
-def test_presets_and_missing_support():
-    assert config_for("NCI1").support == (440, 570) and config_for("NCI1").depth == 2
-    assert config_for("NCI1", {"support": "0.1"}).support == 0.1
-    assert config_for("MUTAG").support is None
+def test_presets_and_missing_support(data_root):
+    nci1, used = Mirage.configure("NCI1")
+    assert nci1.support == (440, 570) and nci1.depth == 2 and used == ["mirage-nci1"]
+    assert Mirage.configure("NCI1", support="0.1")[0].support == 0.1
+    assert Mirage.configure("MUTAG")[0].support is None
     with pytest.raises(ValueError, match="no published support thresholds for 'MUTAG'"):
-        run("MUTAG", data_root="/nonexistent")
+        distill("mirage", "MUTAG", data_root=data_root)
 
 
 def test_run_and_evaluate_on_mutag(data_root):
-    art = run("MUTAG", data_root=data_root, depth=1, support=0.4, device="cpu")
+    art = distill("mirage", "MUTAG", data_root=data_root, depth=1, support=0.4, device="cpu")
     src = art.meta["source"]
     assert src["name"] == "MUTAG" and src["train_graphs"] == 188 - 2 * 19
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         out = evaluate_artifact(art, model="gin", runs=2, data_root=data_root, device="cpu", baselines=True,
                                 epochs=2, hidden=8)
-    assert out["kind"] == "TreeSet" and out["model"] == "gin" and "_text" in out
+    assert out["kind"] == "TreeSet" and out["model"] == "gin" and "table" in out
     assert set(out["results"]) == {"distilled", "full", "random_bytes", "random_per_class", "herding_bytes",
                                    "herding_per_class"}
     for res in out["results"].values():
@@ -280,7 +280,7 @@ def test_run_and_evaluate_on_mutag(data_root):
     assert comp["full_samples"] == 150 and comp["bytes"] == pytest.approx(comp["full_bytes"] / comp["distilled_bytes"])
     assert out["results"]["random_per_class"]["graphs"] == 20
     assert out["results"]["random_bytes"]["bytes"] <= max(comp["distilled_bytes"], 2 * 3000)
-    assert "random_bytes" in out["_text"] and "all seeds" in out["_text"]
+    assert "random_bytes" in out["table"] and "all seeds" in out["table"]
 
 
 def test_itemset_order_is_deterministic():
@@ -300,10 +300,10 @@ def test_reported_test_metrics_are_those_of_the_best_validation_epoch():
     graphs = toy_graphs()
     art = Mirage(MirageConfig(depth=1, support=3)).fit(graphs)
     view, real = training_graphs(art), real_graphs(PackedGraphs.from_graphs(graphs), art)
-    cfg = EvalConfig(layers=1, hidden=8, epochs=8, batch_size=4, runs=1, lr=0.01)
+    cfg = TreeEvalConfig(layers=1, hidden=8, epochs=8, batch_size=4, runs=1, lr=0.01)
     long = train_run(view, real, real, cfg, num_classes=3, seed=0)
     # training is deterministic, so stopping right after the chosen epoch must choose it again (ties go later)
-    short = train_run(view, real, real, EvalConfig(layers=1, hidden=8, epochs=long.best_epoch + 1, batch_size=4,
+    short = train_run(view, real, real, TreeEvalConfig(layers=1, hidden=8, epochs=long.best_epoch + 1, batch_size=4,
                                                    runs=1, lr=0.01), num_classes=3, seed=0)
     assert short.best_epoch == long.best_epoch
     assert (short.test_accuracy, short.test_roc_auc, short.val) == (long.test_accuracy, long.test_roc_auc, long.val)
@@ -342,7 +342,7 @@ def test_threshold_grid_keeps_the_best_validation_point_and_skips_empty_classes(
 
 
 def test_threshold_grid_parses_from_the_command_line_form():
-    cfg = config_for("NCI1", {"threshold_grid": "[[440, 570], [420, 550]]"})
+    cfg, _ = Mirage.configure("NCI1", threshold_grid="[[440, 570], [420, 550]]")
     assert cfg.threshold_grid == ((440, 570), (420, 550))
 
 
@@ -353,7 +353,7 @@ def test_training_flushes_subnormals_only_while_it_runs(monkeypatch):
     calls = []
     original = torch.set_flush_denormal
     monkeypatch.setattr(torch, "set_flush_denormal", lambda mode: calls.append(mode) or original(mode))
-    train_run(view, real, real, EvalConfig(layers=1, hidden=8, epochs=2, batch_size=4, runs=1), num_classes=3, seed=0)
+    train_run(view, real, real, TreeEvalConfig(layers=1, hidden=8, epochs=2, batch_size=4, runs=1), num_classes=3, seed=0)
     assert calls == [True, False]
     tiny = torch.finfo(torch.float32).tiny
     assert float(torch.tensor([tiny]) * 0.25) > 0  # subnormals are kept again after training

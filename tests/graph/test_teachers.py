@@ -12,7 +12,7 @@ from condense.config import ConfigError
 from condense.graph.teachers import (
     GAT,
     GCN,
-    MLP,
+    NodeMLP,
     SAGE,
     TEACHERS,
     EarlyStopping,
@@ -135,7 +135,7 @@ def test_gat_width_must_divide_by_heads():
 
 def test_mlp_dropout_only_after_hidden_relus():
     torch.manual_seed(0)
-    mlp = MLP(6, 16, 3, num_layers=3, dropout=0.5).train()
+    mlp = NodeMLP(6, 16, 3, num_layers=3, dropout=0.5).train()
     seen = []
     hooks = [layer.register_forward_hook(lambda m, inp, out: seen.append((inp[0], out))) for layer in mlp.layers]
     x = torch.rand(40, 6) + 0.1

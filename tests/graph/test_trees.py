@@ -126,7 +126,7 @@ def test_materialise_is_deterministic_and_sizes_follow_recursion():
     # path a-b-c at depth 2: b unfolds to b(a(b), c(b)), n_2 = 1 + n_1(a) + n_1(c) = 1 + 2 + 2 = 5;
     # a unfolds to a(b(a, c)), n_2 = 1 + n_1(b) = 1 + 3 = 4
     codes = torch.tensor([0, 1, 2])
-    ei, ec = clean_edges(torch.tensor([[0, 1], [1, 2]]).t().contiguous(), 3, torch.tensor([0, 1]), symmetrize=True)
+    ei, ec = clean_edges(torch.tensor([[0, 1], [1, 2]]).t().contiguous(), 3, torch.tensor([0, 1]), symmetrise=True)
     trees = computation_trees(codes, ei, 2, ec)
     assert trees.sizes(trees.colour).tolist() == [4, 5, 4]
     twice = trees.materialise(trees.colour[[1, 1]])
@@ -141,7 +141,7 @@ def test_materialise_is_deterministic_and_sizes_follow_recursion():
 
 def test_isolated_nodes_get_the_one_node_tree():
     codes = torch.tensor([0, 0, 1])
-    ei, ec = clean_edges(torch.tensor([[0], [1]]), 3, symmetrize=True)
+    ei, ec = clean_edges(torch.tensor([[0], [1]]), 3, symmetrise=True)
     trees = computation_trees(codes, ei, 3, ec)
     assert trees.degree.tolist() == [1, 1, 0]
     assert trees.sizes(trees.colour[2:]).tolist() == [1]
@@ -152,7 +152,7 @@ def test_isolated_nodes_get_the_one_node_tree():
 def test_size_overflow_raises():
     n = 60  # complete graph: n_l = 1 + (n - 1) n_{l-1} passes 2^62 by depth 11
     u, v = torch.triu_indices(n, n, 1)
-    ei, ec = clean_edges(torch.stack([u, v]), n, symmetrize=True)
+    ei, ec = clean_edges(torch.stack([u, v]), n, symmetrise=True)
     trees = computation_trees(torch.zeros(n, dtype=torch.long), ei, 5, ec)
     assert int(trees.sizes()[0]) == 1 + 59 + 59**2 + 59**3 + 59**4 + 59**5
     with pytest.raises(OverflowError, match="smaller depth"):
@@ -242,9 +242,9 @@ def test_self_loops_raise_or_are_removed():
 
 def test_directed_input_raises_or_is_symmetrised():
     ei = torch.tensor([[0, 1], [1, 2]])
-    with pytest.raises(ValueError, match="directed.*symmetrize=True"):
+    with pytest.raises(ValueError, match="directed.*symmetrise=True"):
         clean_edges(ei, 3, torch.tensor([0, 1]))
-    out, code = clean_edges(ei, 3, torch.tensor([0, 1]), symmetrize=True)
+    out, code = clean_edges(ei, 3, torch.tensor([0, 1]), symmetrise=True)
     assert out.tolist() == [[0, 1, 1, 2], [1, 0, 2, 1]]
     assert code.tolist() == [0, 0, 1, 1]
 

@@ -15,8 +15,8 @@ from condense.config import ConfigError
 from condense.registry import distill
 from condense.vision.augment import DSA
 from condense.vision.data import load_images
-from condense.vision.datadam import (Batch, DataDAM, DataDAMConfig, RealSampler, attention_map, datadam_loss, make_config,
-                            matching_loss, mean_matching, sam_maps)
+from condense.vision.datadam import (Batch, DataDAM, DataDAMConfig, RealSampler, attention_map, datadam_loss,
+                                     matching_loss, mean_matching, sam_maps)
 from condense.vision.nets import Features, build_net
 
 
@@ -250,12 +250,13 @@ def test_presets_and_defaults():
     assert (cfg.iterations, cfg.attention_power, cfg.w_sam, cfg.task_balance, cfg.batch_real, cfg.momentum_img,
             cfg.encoder, cfg.init, cfg.zca) == (20000, 1.0, 100.0, 0.01, 64, 0.5, "convnet-bn", "real", False)
     assert DataDAMConfig(ipc=50).resolved_lr_img() == 1.0 and DataDAMConfig(ipc=51).resolved_lr_img() == 10.0
-    paper = make_config("cifar10", "datadam-paper")
+    paper, used = DataDAM.configure("cifar10", preset="datadam-paper")
+    assert used == ["datadam-cifar10", "datadam-paper"]
     assert (paper.attention_power, paper.encoder, paper.iterations, paper.eval_profile, paper.w_sam) == (
         4.0, "convnet", 8000, "datadam-paper", 100.0)
-    assert make_config("mnist").encoder == "convnet-d3-bn"
-    assert make_config("imagenet-subset").task_balance == 0.02
-    assert make_config("cifar10", None, {"lr_img": "10"}).resolved_lr_img() == 10.0
+    assert DataDAM.configure("mnist")[0].encoder == "convnet-d3-bn"
+    assert DataDAM.configure("imagenet-subset")[0].task_balance == 0.02
+    assert DataDAM.configure("cifar10", lr_img="10")[0].resolved_lr_img() == 10.0
 
 
 def test_artifact_round_trip_and_zca(digits, tmp_path):
@@ -271,7 +272,7 @@ def test_artifact_round_trip_and_zca(digits, tmp_path):
 
 
 def test_registry_and_cli(tmp_path, capsys):
-    art = distill("datadam", dataset="digits", device="cpu", train_per_class=10, out=tmp_path / "py",
+    art = distill("datadam", "digits", device="cpu", train_per_class=10, out=tmp_path / "py",
                   ipc=1, iterations=2, batch_real=4)
     assert (tmp_path / "py" / "datadam.safetensors").is_file() and (tmp_path / "py" / "datadam.png").is_file()
     assert art.meta["config"]["iterations"] == 2

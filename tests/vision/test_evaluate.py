@@ -10,8 +10,9 @@ from condense.artifacts import ImageSet
 from condense.config import ConfigError, apply_overrides
 from condense.vision.coreset import random_real
 from condense.vision.data import load_images
-from condense.vision.evaluate import PROFILES, EvalConfig, evaluate_artifact, evaluate_set, train_net
+from condense.vision.evaluate import ImageEvalConfig, evaluate_artifact, evaluate_set, train_net
 from condense.vision.nets import build_net
+from condense.vision.presets import EVAL_PROFILES
 from condense.vision.zca import ZCA
 
 
@@ -27,16 +28,16 @@ def digits_set(data, ipc=2, seed=0, **extra_tensors):
 
 
 def test_profiles_are_valid_configs():
-    for name, fields in PROFILES.items():
-        apply_overrides(EvalConfig(), fields)
-    dam = apply_overrides(EvalConfig(), PROFILES["datadam"])
+    for name, fields in EVAL_PROFILES.items():
+        apply_overrides(ImageEvalConfig(), fields)
+    dam = apply_overrides(ImageEvalConfig(), EVAL_PROFILES["datadam"])
     assert (dam.model, dam.runs, dam.epochs, dam.batch, dam.decay) == ("convnet-bn", 10, 1800, 64, 0.1)
-    ast = apply_overrides(EvalConfig(), PROFILES["ast"])
+    ast = apply_overrides(ImageEvalConfig(), EVAL_PROFILES["ast"])
     assert (ast.weight_decay, ast.decay, ast.momentum_after_decay, ast.align_corners) == (1e-3, 0.5, 0.8, True)
     with pytest.raises(ConfigError, match="runs"):
-        EvalConfig(runs=0)
+        ImageEvalConfig(runs=0)
     with pytest.raises(ConfigError, match="baseline_sets"):
-        EvalConfig(baseline_sets=("random", "gm"))
+        ImageEvalConfig(baseline_sets=("random", "gm"))
 
 
 class RecordingSGD(torch.optim.SGD):
@@ -63,7 +64,7 @@ class RecordingSGD(torch.optim.SGD):
 def test_lr_schedule(monkeypatch, profile, built, per_epoch):
     monkeypatch.setattr(ev.torch.optim, "SGD", RecordingSGD)
     RecordingSGD.built, RecordingSGD.steps = [], []
-    cfg = apply_overrides(EvalConfig(), {**PROFILES[profile], "step_size": 2})
+    cfg = apply_overrides(ImageEvalConfig(), {**EVAL_PROFILES[profile], "step_size": 2})
     net = build_net("convnet-d3", 1, 2, 8, generator=torch.Generator().manual_seed(0))
     x, y = torch.randn(6, 1, 8, 8), torch.tensor([0, 1] * 3)
     train_net(net, x, y, cfg, lr=0.1, epochs=4, batch=3, generator=torch.Generator().manual_seed(0), dsa=None)
@@ -72,7 +73,7 @@ def test_lr_schedule(monkeypatch, profile, built, per_epoch):
 
 
 def test_reports_final_epoch_accuracy_of_independently_seeded_runs(digits):
-    cfg = EvalConfig(model="convnet-d3", epochs=3, batch=16, runs=2, dsa=False)
+    cfg = ImageEvalConfig(model="convnet-d3", epochs=3, batch=16, runs=2, dsa=False)
     x, y = digits.x_train[:40], digits.y_train[:40]
     res = evaluate_set(x, y, digits.x_test, digits.y_test, cfg=cfg, lr=0.01, num_classes=10, strategy="none", seed=7)
     # rebuild run 1 by hand: same seed derivation, same training, accuracy after the last epoch
@@ -96,7 +97,7 @@ def test_evaluate_artifact_with_baselines(digits):
     assert res["results"]["full"]["samples"] == digits.x_train.shape[0] and res["results"]["full"]["epochs"] == 1
     assert res["compression"]["distilled_samples"] == 20
     assert res["compression"]["samples"] == pytest.approx(digits.x_train.shape[0] / 20)
-    assert "distilled" in res["_text"] and "±" in res["_text"]
+    assert "distilled" in res["table"] and "±" in res["table"]
     only = evaluate_artifact(art, runs=1, device="cpu", baselines=True, epochs=0, baseline_sets="random",
                              distilled=False)
     assert set(only["results"]) == {"random"}
@@ -124,7 +125,7 @@ def test_zca_artifacts_are_evaluated_in_whitened_space_or_refused(digits):
     meta = dict(method="datadam", source=digits.source_meta(), budget={"ipc": 1},
                 extra={"preprocessing": zca.meta()})
     ok = ImageSet.create({"images": white, "labels": digits.y_train[idx], **zca.tensors()}, **meta)
-    data = ev._real_data(ok, EvalConfig(), None, torch.device("cpu"))
+    data = ev._real_data(ok, ImageEvalConfig(), None, torch.device("cpu"))
     torch.testing.assert_close(data.x_test, zca.transform(digits.to_pixels(digits.x_test)))
     stripped = ImageSet.create({"images": white, "labels": digits.y_train[idx]}, **meta)
     with pytest.raises(ValueError, match="ZCA"):
@@ -138,7 +139,7 @@ def test_source_checks(digits):
         evaluate_artifact(art, runs=1, device="cpu", epochs=0)
     evaluate_artifact(art, runs=1, device="cpu", epochs=0, check_fingerprint=False)
     art.meta["source"] = {}
-    with pytest.raises(ValueError, match="no source dataset"):
+    with pytest.raises(ValueError, match="distilled from your own data"):
         evaluate_artifact(art, runs=1, device="cpu", epochs=0)
     with pytest.raises(ConfigError, match="evaluation profile"):
         evaluate_artifact(digits_set(digits), profile="nope")

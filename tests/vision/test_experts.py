@@ -11,6 +11,7 @@ import condense.vision.experts as ex
 from condense.artifacts import read_file, write_safetensors
 from condense.cli import main
 from condense.config import ConfigError
+from condense.shard import Shard
 from condense.vision.data import load_images
 from condense.vision.experts import (ExpertBuffer, ExpertConfig, ParamLayout, generate_buffer, gradient_penalty, loss_scale,
                             merge_buffers, shard_indices)
@@ -70,14 +71,14 @@ def test_param_layout_round_trip_and_masks():
 
 
 def test_shard_indices(monkeypatch):
-    assert shard_indices(7, shard=(1, 3)) == [1, 4]
+    assert shard_indices(7, shard=Shard(2, 3)) == [1, 4]
     assert shard_indices(7, experts_range=(2, 5)) == [2, 3, 4]
     assert shard_indices(4) == [0, 1, 2, 3]
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
     assert shard_indices(5) == [1, 3]  # torchrun's rank picks the share
-    with pytest.raises(ValueError, match="shard"):
-        shard_indices(4, shard=(2, 2))
+    with pytest.raises(ValueError, match="either shard or experts_range"):
+        shard_indices(4, shard=Shard(1, 2), experts_range=(0, 2))
     with pytest.raises(ValueError, match="experts_range"):
         shard_indices(4, experts_range=(3, 9))
 
@@ -87,7 +88,7 @@ def test_config_validation():
         ExpertConfig(epochs=0)
     with pytest.raises(ConfigError, match="grad_penalty"):
         ExpertConfig(grad_penalty=-1.0)
-    ast = ex.buffer_config(preset_name="ast").optimizer_settings()
+    ast = ex.buffer_config(preset="ast").optimizer_settings()
     assert (ast.lr, ast.momentum, ast.weight_decay, ast.decay, ast.decay_default) == (0.003, 0.9, 1e-3, 0.6, True)
     mtt = ExpertConfig().optimizer_settings()
     assert (mtt.lr, mtt.momentum, mtt.weight_decay, mtt.decay_default) == (0.01, 0.0, 0.0, False)
@@ -122,8 +123,8 @@ def test_resume_and_split_are_bit_identical(tiny_buffer, small, tmp_path):
     assert (part / "expert-00001.safetensors").stat().st_mtime_ns == stamp  # skipped, not retrained
     assert torch.equal(trajectories(resumed), trajectories(tiny_buffer))
     a, b = tmp_path / "share0", tmp_path / "share1"
-    generate_buffer(small, cfg, a, seed=3, device="cpu", indices=shard_indices(3, shard=(0, 2)))
-    generate_buffer(small, cfg, b, seed=3, device="cpu", indices=shard_indices(3, shard=(1, 2)))
+    generate_buffer(small, cfg, a, seed=3, device="cpu", indices=shard_indices(3, shard=Shard(1, 2)))
+    generate_buffer(small, cfg, b, seed=3, device="cpu", indices=shard_indices(3, shard=Shard(2, 2)))
     merged = merge_buffers([a, b], tmp_path / "merged")
     assert merged.indices == [0, 1, 2]
     assert torch.equal(trajectories(merged), trajectories(tiny_buffer))
@@ -180,7 +181,7 @@ class RecordingSGD(torch.optim.SGD):
 def test_ast_optimiser_decays_after_epoch_t_half_plus_one_and_resets_momentum(small, monkeypatch):
     monkeypatch.setattr(ex.torch.optim, "SGD", RecordingSGD)
     RecordingSGD.built, RecordingSGD.steps = [], []
-    cfg = ex.buffer_config({"model": "convnet-d1-w4", "epochs": 5, "batch": 120, "dsa": False}, preset_name="ast")
+    cfg = ex.buffer_config({"model": "convnet-d1-w4", "epochs": 5, "batch": 120, "dsa": False}, preset="ast")
     x, y = small.x_train, small.y_train
     ex.train_expert(x, y, 10, cfg, seed=0, strategy="none")
     # T = 5: epochs 0..4, decay after epoch index 5//2+1 = 3, by rebuilding the optimiser (fresh momentum)
@@ -234,7 +235,7 @@ def test_two_by_two_digits_buffer_builds_in_seconds(tmp_path):
 def test_cli_buffer_shares_and_merge(tmp_path, capsys):
     common = ["--dataset", "digits", "--train-per-class", "12", "--model", "convnet-d1-w4", "--experts", "3",
               "--epochs", "1", "--device", "cpu", "--quiet", "--json"]
-    assert main(["buffer", *common, "--shard", "0/2", "--out", str(tmp_path / "a")]) == 0
+    assert main(["buffer", *common, "--shard", "1/2", "--out", str(tmp_path / "a")]) == 0
     first = json.loads(capsys.readouterr().out)
     assert first["experts_run"] == [0, 2] and first["experts_on_disk"] == [0, 2]
     assert main(["buffer", *common, "--experts-range", "1:2", "--ast", "--out", str(tmp_path / "b")]) == 0

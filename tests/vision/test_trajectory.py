@@ -16,9 +16,10 @@ from condense.vision.data import load_images
 from condense.vision.evaluate import evaluate_artifact
 from condense.vision.experts import ExpertConfig, ParamLayout, generate_buffer
 from condense.vision.nets import build_net
-from condense.vision.trajectory import (PRESETS, Student, TrajectoryConfig, TrajectoryMatching, WeightPerturbation,
-                               balance_factor, dataset_preset, intermediate_positions, intermediate_weights,
-                               make_config, representative_init)
+from condense.vision.presets import MTT_PRESET_NOTES, MTT_PRESETS
+from condense.vision.trajectory import (FunctionalNet, TrajectoryConfig, TrajectoryMatching, WeightPerturbation,
+                                        balance_factor, dataset_preset, intermediate_positions, intermediate_weights,
+                                        representative_init)
 
 MODEL = "convnet-d1-w8"
 FAST = dict(model=MODEL, ipc=2, iterations=4, syn_steps=3, expert_epochs=1, max_start_epoch=2, lr_img=10.0,
@@ -37,35 +38,38 @@ def buffer(small, tmp_path_factory):
 
 
 def fit(data, buf, run_dir=None, seed=0, **fields):
-    return TrajectoryMatching(TrajectoryConfig(**{**FAST, **fields})).fit(data, buf, device="cpu", seed=seed,
+    return TrajectoryMatching(TrajectoryConfig(**{**FAST, **fields})).fit(data, buffer=buf, device="cpu", seed=seed,
                                                                            run_dir=run_dir)
 
 
 # -- presets and formulas -------------------------------------------------------------------------
 def test_presets_are_valid_and_follow_the_table():
-    for name, fields in PRESETS.items():
-        make_config(preset_name=name)  # every preset is a valid config
-    cfg, info = make_config("cifar10", overrides={"ipc": "10"})
+    for name in MTT_PRESETS:
+        TrajectoryMatching.configure(preset=name)  # every preset is a valid config
+    cfg, used = TrajectoryMatching.configure("cifar10", ipc="10")
     assert (cfg.syn_steps, cfg.expert_epochs, cfg.max_start_epoch, cfg.lr_img, cfg.lr_lr, cfg.syn_lr_init, cfg.zca) == \
         (30, 2, 20, 100.0, 1e-5, 0.001, True)
-    assert info["presets"] == ["cifar10-ipc10"] and cfg.inner_momentum == 0 and cfg.init == "real"
-    cfg, _ = make_config("cifar100", overrides={"ipc": 50})
+    assert used == ["mtt-cifar10-ipc10"] and cfg.inner_momentum == 0 and cfg.init == "real"
+    cfg, _ = TrajectoryMatching.configure("cifar100", ipc=50)
     assert (cfg.syn_steps, cfg.batch_syn, cfg.zca) == (80, 125, True)
-    assert dataset_preset("cifar10", 20) == "cifar10-ipc10" and dataset_preset("cifar10-subset", 1) == "cifar10-ipc1"
+    assert dataset_preset("cifar10", 20) == "mtt-cifar10-ipc10"
+    assert dataset_preset("cifar10-subset", 1) == "mtt-cifar10-ipc1"
     assert dataset_preset("somedata", 1) is None
-    ast, info = make_config("cifar100", ast=True, overrides={"ipc": 1})
-    assert info["presets"] == ["cifar100-ipc1", "ast", "ast-cifar100-ipc1"]
+    ast, used = TrajectoryMatching.configure("cifar100", preset="mtt-ast", ipc=1)
+    assert used == ["mtt-cifar100-ipc1", "mtt-ast", "mtt-ast-cifar100-ipc1"]
     assert (ast.init, ast.balance_inner_loss, ast.intermediate_matching, ast.weight_perturbation,
             ast.inner_momentum) == ("kmeans", True, "sum", 1.0, 0.9)
     assert (ast.expert.optimizer, ast.expert.loss_clipping, ast.expert.grad_penalty) == ("sgd_momentum", True, 2.0)
-    km_only, info = make_config("cifar100", ast=True, overrides={"ipc": 50})
+    km_only, used = TrajectoryMatching.configure("cifar100", preset="mtt-ast", ipc=50)
     assert (km_only.init, km_only.weight_perturbation, km_only.intermediate_matching, km_only.batch_syn) == \
         ("kmeans", 0.0, "off", 700)
-    assert "lr_lr" in info["fallbacks"]["ast-cifar100-ipc50"]
-    mnist, _ = make_config("mnist", ast=True, overrides={"ipc": 1, "lr_img": "5"})
+    assert "lr_lr" in MTT_PRESET_NOTES[used[-1]] and used[-1] == "mtt-ast-cifar100-ipc50"
+    mnist, _ = TrajectoryMatching.configure("mnist", preset="mtt-ast", ipc=1, lr_img="5")
     assert mnist.lr_img == 5.0 and mnist.init == "kmeans" and not mnist.zca  # the generic switch, user wins
     with pytest.raises(ConfigError, match="unknown config key"):
-        make_config("mnist", overrides={"lr_image": 1})
+        TrajectoryMatching.configure("mnist", lr_image=1)
+    with pytest.raises(ConfigError, match="unknown mtt preset 'ast'"):
+        TrajectoryMatching.configure("mnist", preset="ast")
 
 
 def test_config_errors():
@@ -118,7 +122,7 @@ def test_weight_perturbation_is_relative_on_conv_kernels_only():
 def test_kmeans_init_returns_ipc_distinct_in_class_images(small, clusters, ipc):
     data = load_images("digits", train_per_class=20)
     net = build_net(MODEL, 1, 10, 8, generator=torch.Generator().manual_seed(0))
-    student = Student(net)
+    student = FunctionalNet(net)
     theta = student.layout.flatten(net)
     idx = representative_init(student, theta, data.x_train, data.y_train, ipc, 10,
                               torch.Generator().manual_seed(3), clusters=clusters, n_init=2)
@@ -135,7 +139,7 @@ def test_kmeans_init_picks_the_image_nearest_each_separated_logit_cluster():
     with torch.no_grad():
         net[1].weight.copy_(torch.eye(2))
         net[1].bias.zero_()
-    student = Student(net)
+    student = FunctionalNet(net)
     g = torch.Generator().manual_seed(0)
     centres = torch.tensor([[0.0, 0.0], [50.0, 0.0], [0.0, 50.0]])
     points = [centres.repeat_interleave(20, 0) + torch.randn(60, 2, generator=g) for _ in range(2)]  # per class
@@ -264,12 +268,14 @@ def test_nonpositive_step_size_raises_or_warns_but_is_never_clamped(small, buffe
 
 # -- the runner, the registry and the CLI ---------------------------------------------------------
 def test_runner_builds_a_buffer_when_none_is_given_and_the_cli_uses_one(tmp_path, capsys):
-    art = condense.distill("mtt", dataset="digits", train_per_class=12, device="cpu", out=tmp_path / "auto",
+    art = condense.distill("mtt", "digits", train_per_class=12, device="cpu", out=tmp_path / "auto",
                            ipc=1, iterations=2, syn_steps=2, max_start_epoch=1, expert_epochs=1,
                            **{"model": MODEL, "expert.experts": 1, "expert.epochs": 2, "expert.batch": 32})
     assert (tmp_path / "auto" / "buffer" / "buffer.json").is_file()
     assert (tmp_path / "auto" / "mtt.safetensors").is_file()
-    assert art.meta["config"]["expert"]["experts"] == 1 and art.meta["extra"]["preset"]["presets"] == ["digits-ipc1"]
+    assert art.meta["config"]["expert"]["experts"] == 1
+    assert art.meta["extra"]["presets"]["used"] == ["mtt-digits-ipc1"]
+    assert "lr_img" in art.meta["extra"]["presets"]["notes"]["mtt-digits-ipc1"]["*"]  # where the values come from
     code = main(["distill", "mtt", "--dataset", "digits", "--train-per-class", "12", "--device", "cpu", "--quiet",
                  "--json", "--ipc", "1", "--iterations", "2", "--ast", "--buffer", str(tmp_path / "auto" / "buffer"),
                  "--set", f"model={MODEL}", "--set", "syn_steps=2", "--set", "max_start_epoch=1",

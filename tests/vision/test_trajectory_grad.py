@@ -13,7 +13,7 @@ from torch.func import functional_call
 from condense.vision.augment import DSA, DSAConfig
 from condense.vision.experts import ParamLayout
 from condense.vision.nets import build_net
-from condense.vision.trajectory import InnerPlan, Segment, Student, meta_gradient, segment_loss, unroll
+from condense.vision.trajectory import InnerPlan, Segment, FunctionalNet, meta_gradient, segment_loss, unroll
 
 torch.set_default_dtype(torch.float32)
 
@@ -55,7 +55,7 @@ def setup(model="softmax", k=2, ipc=2, side=4, seed=0, n_targets=1, spread=0.3):
     else:
         net = build_net(model, 1, k, side, generator=g)
     net = net.double()
-    student = Student(net)
+    student = FunctionalNet(net)
     theta0 = student.layout.flatten(net)
     targets = [theta0 + spread * torch.randn(theta0.shape, generator=g, dtype=torch.float64) for _ in range(n_targets)]
     images = torch.randn(k * ipc, 1, side, side, generator=g, dtype=torch.float64)
