@@ -1,6 +1,7 @@
-"""Published numbers to compare against: the anchor tables of ``specs/evaluation.md`` §7, as data.
+"""Published numbers to compare against, as data: the papers' tables for synthetic image sets, Mirage and
+GNN-to-MLP distillation.
 
-The tables below are transcribed cell by cell in the spec's own layout (a header row and text cells such as
+The tables below are transcribed cell by cell in the papers' layout (a header row and text cells such as
 ``"46.3±0.8"``); :data:`ANCHORS` parses them into :class:`Anchor` rows. ``"not retrieved"`` becomes an anchor
 without a value (the report prints it as such, never as a number); ``"–"`` (not reported) makes no anchor.
 Accuracies and AUCs are in percent (Mirage's logged AUCs, published as fractions, are converted).
@@ -20,7 +21,7 @@ NOT_RETRIEVED = "not retrieved"
 
 @dataclass(frozen=True)
 class Anchor:
-    """One published number. ``value is None`` means the spec marks it "not retrieved"."""
+    """One published number. ``value is None`` means it was "not retrieved" (the source is known, the number is not)."""
 
     table: str
     method: str  # lower case; "full" = the whole training set
@@ -54,7 +55,7 @@ def parse_cell(text: str) -> tuple[float, float | None] | None:
 
 _ABSENT = {"", "–", "-"}
 
-# -- §7.1 synthetic image sets, ConvNet, hard labels, test accuracy % ---------------------------------
+# -- synthetic image sets, ConvNet, hard labels, test accuracy % ---------------------------------
 _IMAGE_COLUMNS = ("cifar10 ipc=1", "cifar10 ipc=10", "cifar10 ipc=50", "cifar100 ipc=1", "cifar100 ipc=10",
                   "cifar100 ipc=50", "tiny-imagenet ipc=1", "tiny-imagenet ipc=10", "tiny-imagenet ipc=50")
 _IMAGE_ROWS = {
@@ -129,7 +130,7 @@ _DCBENCH_ROWS = {
                "6.88/6", "18.62/16.86"),
 }
 
-# -- §7.2 Mirage ---------------------------------------------------------------------------------------
+# -- Mirage ---------------------------------------------------------------------------------------
 #: reference-run logs (official Mirage repository, outputs/): top-5-of-10 by validation, test ROC-AUC;
 #: regression anchors only (not the library's all-seeds convention)
 _MIRAGE_LOGS = (
@@ -143,7 +144,7 @@ _MIRAGE_LOGS = (
 _MIRAGE_DATASETS = ("MUTAG", "NCI1", "PTC_MR", "ENZYMES", "DD", "IMDB-BINARY", "ogbg-molhiv", "ogbg-molbace",
                     "ogbg-molbbbp")
 
-# -- §7.3 GNN-to-MLP -----------------------------------------------------------------------------------
+# -- GNN-to-MLP -----------------------------------------------------------------------------------
 #: GLNN repository README, production setting, SAGE teacher (SAGE / MLP / GLNN); CPF 20/30 splits, so not
 #: comparable with the FF-G2M 20/500/1000 protocol
 _GLNN_README = {
@@ -271,7 +272,7 @@ def find(method: str, dataset: str, budget: str | None, metric: str = "accuracy"
     """The published anchor for (method, dataset, budget, metric) and a note ("" if directly comparable).
 
     A dataset in :data:`PROXIES` is looked up under the published dataset it stands for, with its warning.
-    Returns ``(None, "")`` when the spec has no such row at all.
+    Returns ``(None, "")`` when no source publishes such a row at all.
     """
     note = ""
     if dataset in PROXIES:

@@ -41,9 +41,9 @@ def cmd_merge(args: argparse.Namespace) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> None:
+    from condense import registry
     from condense.bench.execute import load_plugins
     from condense.bench.suites import SUITES, expand, format_kv, get_suite
-    from condense import registry
     from condense.cli import emit
 
     load_plugins(args.plugin)

@@ -1,7 +1,7 @@
 """Bench report: Markdown tables beside the published numbers, and PNG plots, from results files.
 
 :func:`aggregate` pools the records of one configuration over its seeds (every evaluation run of every seed
-counts; mean ± population std, as the specs report); :func:`render` writes ``report.md`` with
+counts; mean ± population std, as docs/protocols.md says); :func:`render` writes ``report.md`` with
 
 * one section per family (artifact kind: synthetic image sets, computation-tree sets, MLP students), with a
   table per metric: this library's number for the distilled set and for every baseline the evaluator trained
@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from condense.bench import anchors, plots, results
 from condense.artifacts import write_atomic
+from condense.bench import anchors, plots, results
 from condense.bench.suites import canonical_json, format_kv
 
 FAMILY_TITLES = {

@@ -32,7 +32,8 @@ from typing import Any, Callable, Sequence
 
 from condense.bench import results
 from condense.bench.execute import base_record, child_env, environment, error_info, execute, load_plugins
-from condense.bench.suites import Cell, Suite, expand, shard as shard_cells
+from condense.bench.suites import Cell, Suite, expand
+from condense.bench.suites import shard as shard_cells
 from condense.shard import Shard
 
 ISOLATIONS = ("process", "inline")

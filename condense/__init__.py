@@ -12,7 +12,8 @@ Four methods behind one core:
 ``condense.load(path)`` reads one back. The core never imports ``condense.vision`` or ``condense.graph`` at import
 time; method names are resolved when a method is asked for.
 """
-from importlib.metadata import PackageNotFoundError, version as _version
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
 
 try:
     __version__ = _version("condense-kit")

@@ -1,4 +1,4 @@
-"""Graph-classification training and evaluation protocol (evaluation.md §5): splits, per-epoch sampling,
+"""Graph-classification training and evaluation protocol (docs/protocols.md): splits, per-epoch sampling,
 training with test-at-best-validation, ROC-AUC and accuracy, and mean ± std reporting over seeds.
 
 * **Splits.** ``split``: one 80/10/10 split, a permutation drawn with ``torch.Generator`` seeded ``seed``,
@@ -28,10 +28,10 @@ import numpy as np
 import torch
 
 from condense.config import require
+from condense.graph.nets import GNNConfig, GraphClassifier, PackedGraphs
 from condense.progress import Progress
 from condense.registry import run_stats
 from condense.runtime import flush_denormals, generator, seed_everything
-from condense.graph.nets import GNNConfig, GraphClassifier, PackedGraphs
 
 SAMPLING = ("each_once", "support", "support_per_class")
 REPORTS = ("all_seeds", "top5_of_10_by_val")
@@ -263,7 +263,8 @@ def summarise(runs: list[RunResult], report: str = "all_seeds") -> dict:
         "seeds": [r.seed for r in chosen],
         "train_seconds": float(sum(r.seconds for r in runs)),
         "report": report if report == "all_seeds" else
-        f"{report}: the Mirage reference's reporting (top {TOP_K_REFERENCE} of {len(runs)} runs by validation), not the library convention",
+        f"{report}: the Mirage reference's reporting (top {TOP_K_REFERENCE} of {len(runs)} runs by validation), "
+        "not the library convention",
     }
     return out
 

@@ -82,8 +82,8 @@ def _int_list(text: str, name: str) -> list[int]:
 
 def cmd_trees_speed(args: argparse.Namespace) -> None:
     from condense.cli import emit
-    from condense.runtime import Meter, resolve_device
     from condense.graph.trees import computation_trees, synthetic_graph_set
+    from condense.runtime import Meter, resolve_device
 
     device = resolve_device(args.device)
     graphs, depths = _int_list(args.graphs, "--graphs"), _int_list(args.depths, "--depths")

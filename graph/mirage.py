@@ -21,7 +21,7 @@ Training view: each itemset of class c is one graph, the disjoint union of its t
 parent, label c and weight supp(I); the readout sums the tree roots only (:mod:`condense.graph.nets`). Models are
 evaluated on the real validation/test graphs (:mod:`condense.graph.classify`).
 
-Library choices where the reference differs (spec ``mirage.md`` §4): exact relabelling instead of digit
+Library choices where the reference code differs: exact relabelling instead of digit
 concatenation, an exact miner instead of pyfpgrowth, any number of classes, discretisers for continuous
 features (an extension), support-proportional sampling that really samples, and mean ± std over all seeds.
 """
@@ -38,16 +38,16 @@ import torch
 
 from condense.artifacts import TreeSet
 from condense.config import apply_overrides, build_config, from_dict, require, to_dict
-from condense.method import Method
-from condense.progress import get_logger
-from condense.runtime import Meter, resolve_device
 from condense.graph.accounting import graph_set_bytes, treeset_bytes
 from condense.graph.classify import TrainConfig, split_indices, summarise, train_run, train_runs
-from condense.graph.mining import Transactions, mine_classes
 from condense.graph.data import GraphSet
+from condense.graph.mining import Transactions, mine_classes
 from condense.graph.nets import PackedGraphs
 from condense.graph.presets import MIRAGE_PRESETS, TREE_EVAL_PRESETS
 from condense.graph.trees import clean_edges, computation_trees, dense_rank_rows, discretise, first_index
+from condense.method import Method
+from condense.progress import get_logger
+from condense.runtime import Meter, resolve_device
 
 log = get_logger("condense.mirage")
 

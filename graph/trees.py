@@ -396,7 +396,7 @@ class ComputationTrees:
         colours = colours.long().reshape(-1)
         device = colours.device
         T = colours.numel()
-        trees, cols, parents, edges, codes = [], [], [], [], []
+        trees, parents, edges, codes = [], [], [], []
         lvl_tree = torch.arange(T, device=device)
         lvl_col = colours
         lvl_parent = torch.full((T,), -1, dtype=torch.long, device=device)
@@ -415,7 +415,8 @@ class ComputationTrees:
             counts = table.ptr[lvl_col + 1] - table.ptr[lvl_col]
             entry = expand_ranges(table.ptr[lvl_col], counts)
             total = entry.numel()
-            lvl_parent = torch.repeat_interleave(torch.arange(offset, offset + lvl_col.numel(), device=device), counts, output_size=total)
+            lvl_parent = torch.repeat_interleave(torch.arange(offset, offset + lvl_col.numel(), device=device), counts,
+                                                 output_size=total)
             lvl_tree = torch.repeat_interleave(lvl_tree, counts, output_size=total)
             offset += lvl_col.numel()
             lvl_col = table.child[entry]

@@ -1,7 +1,7 @@
 """Differentiable Siamese augmentation (DSA), vectorised over samples and groups.
 
 Zhao & Bilen, "Dataset Condensation with Differentiable Siamese Augmentation", ICML 2021; parameters of the
-reference ``ParamDiffAug`` (evaluation.md §2). Six families act on an N×C×H×W batch, with u ~ U(0, 1):
+reference ``ParamDiffAug``. Six families act on an N×C×H×W batch, with u ~ U(0, 1):
 
 * **color** — brightness, saturation, contrast, all three in that order:
   x ← x + (u₁ − ½)·1.0;  x ← (x − mean_C x)·(2.0·u₂) + mean_C x;  x ← (x − mean_CHW x)·(u₃ + 0.5) + mean_CHW x

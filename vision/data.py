@@ -13,7 +13,7 @@ content. Sources:
 * any ``torch.utils.data.Dataset`` yielding ``(image, label)`` through :func:`from_datasets`.
 
 Normalisation constants are the DC/DSA/DM reference values for MNIST, Fashion-MNIST, SVHN and CIFAR-10
-(the CIFAR-10 subset uses CIFAR-10's) and CIFAR-100's own statistics (evaluation.md §3); other sources use
+(the CIFAR-10 subset uses CIFAR-10's) and CIFAR-100's own statistics; other sources use
 the mean/std of their training pixels.
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """DataDAM: dataset distillation by matching spatial attention maps and class-mean embeddings.
 
 Sajedi et al., "DataDAM: Efficient Dataset Distillation with Attention Matching", ICCV 2023; library
-defaults are the settings the official code ran (specs/datadam.md).
+defaults are the settings the official code ran.
 
 Synthetic images S (IPC per class, fixed hard labels, class-major) are learned by SGD (momentum 0.5). Each
 iteration draws a **fresh randomly initialised, frozen ConvNet** φ (BatchNorm, train mode) from the seeded
@@ -29,7 +29,7 @@ embeddings). Losses are sums over classes. Class means are segment means over pe
 with fewer than ``batch_real`` images are fine. The pixels are not clipped, and the output is S after the
 last iteration. Attention maps and norms are computed in fp32.
 
-Differences from the reference code, on purpose (spec §4): the ZCA transform is applied once (S starts
+Differences from the reference code, on purpose: the ZCA transform is applied once (S starts
 from whitened real images); one seeded generator drives every draw (network, real batch, DSA), so a seed
 reproduces S bit for bit on a device; nothing leaves the device inside the loop; ``init="tensor"`` replaces
 the ``smart`` init; ``zca`` is a typed boolean.
@@ -41,8 +41,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -52,7 +51,8 @@ from condense.checkpoint import Checkpointer
 from condense.config import require, to_dict
 from condense.method import Method
 from condense.progress import get_logger
-from condense.runtime import Meter, generator as make_generator, resolve_device
+from condense.runtime import Meter, resolve_device
+from condense.runtime import generator as make_generator
 from condense.vision.augment import DSA, DSAConfig, strategy_for
 from condense.vision.coreset import kmeans, random_real
 from condense.vision.nets import Features, build_net, default_init_, net_name, parse_net_name
@@ -69,7 +69,7 @@ log = get_logger("condense.datadam")
 
 @dataclass
 class DataDAMConfig:
-    """DataDAM settings; defaults are the official code's (spec §3)."""
+    """DataDAM settings; defaults are the official code's."""
 
     ipc: int = 10
     iterations: int = 20000
@@ -335,6 +335,9 @@ class DataDAM(Method):
         opt = torch.optim.SGD([syn], lr=lr_img, momentum=cfg.momentum_img, weight_decay=0.0)
 
         net = build_net(cfg.encoder, shape[0], k, shape[1:], device=dev, generator=gen)
+        if not callable(getattr(net, "features", None)):
+            raise TypeError(f"encoder {cfg.encoder!r} must return its features (net(x, return_features=True) -> "
+                            "(logits, Features(blocks, embedding))): subclass condense.vision.nets.Net")
         net.requires_grad_(False)
         if cfg.channels_last:
             net = net.to(memory_format=torch.channels_last)

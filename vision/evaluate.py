@@ -1,6 +1,6 @@
 """Evaluating synthetic image sets: train fresh networks on a set, test them on the real test split.
 
-The protocol of the references (evaluation.md §4), for one set (S, hard labels):
+The protocol of the references (docs/protocols.md), for one set (S, hard labels):
 
 1. build a freshly initialised network (any name :func:`condense.vision.nets.build_net` knows);
 2. train it for E+1 epochs (epoch counters 0..E) with minibatch SGD (shuffled), cross-entropy and per-sample
@@ -11,10 +11,11 @@ The protocol of the references (evaluation.md §4), for one set (S, hard labels)
    when it carries one); the number is the **final-epoch** test accuracy — never a maximum over epochs;
 4. repeat for ``runs`` independent networks and report mean ± population std (ddof = 0).
 
-Profiles are data (:data:`condense.vision.presets.EVAL_PROFILES`): ``dsa``, ``mtt``, ``datadam``, ``datadam-paper`` (StepLR ×0.5 every 15
-epochs, the schedule DataDAM's paper describes) and ``ast``; an artifact's method picks its profile, and
-every field can be overridden. With ``baselines=True`` the same protocol also trains on coresets of the
-real training split at the artifact's IPC (random, herding, k-means; :mod:`condense.vision.coreset`) and on the whole
+Profiles are data (:data:`condense.vision.presets.EVAL_PROFILES`): ``dsa``, ``mtt``, ``datadam``,
+``datadam-paper`` (StepLR ×0.5 every 15 epochs, the schedule DataDAM's paper describes) and ``ast``; an
+artifact's method picks its profile, and every field can be overridden. With ``baselines=True`` the same
+protocol also trains on coresets of the real training split at the artifact's IPC (random, herding, k-means;
+:mod:`condense.vision.coreset`) and on the whole
 training split (with an epoch cap, ``full_epochs``), so a number always comes with its context.
 
 Run r of every set uses the same seed (derived from ``seed`` and r): the distilled set and its baselines are

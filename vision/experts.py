@@ -1,7 +1,7 @@
 """Expert trajectories for trajectory matching: train networks on the real data, record θ after every epoch.
 
 MTT (Cazenavette et al., "Dataset Distillation by Matching Training Trajectories", CVPR 2022, ``buffer.py``)
-with the smooth-expert options of AST (Shen et al., arXiv 2310.10541, ``buffer.py``); spec trajectory.md §2.
+with the smooth-expert options of AST (Shen et al., arXiv 2310.10541, ``buffer.py``).
 
 For expert e (its own seed, derived from the run seed and e, so a buffer does not depend on how it was split
 across processes):
@@ -52,7 +52,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from condense.artifacts import ArtifactError, SCHEMA_VERSION, read_file, write_atomic, write_safetensors
+from condense.artifacts import SCHEMA_VERSION, ArtifactError, read_file, write_atomic, write_safetensors
 from condense.config import build_config, from_dict, require, to_dict
 from condense.progress import Progress, get_logger
 from condense.runtime import Meter, resolve_device
@@ -87,7 +87,7 @@ class OptimizerProfile:
     decay_default: bool  # whether the decay is on unless ``lr_decay`` says otherwise
 
 
-#: expert optimiser profiles (spec §2): MTT's plain SGD and AST's SGD with momentum
+#: expert optimiser profiles: MTT's plain SGD and AST's SGD with momentum
 OPTIMIZERS: dict[str, OptimizerProfile] = {
     "sgd": OptimizerProfile(lr=0.01, momentum=0.0, weight_decay=0.0, decay=0.1, decay_default=False),
     "sgd_momentum": OptimizerProfile(lr=0.003, momentum=0.9, weight_decay=1e-3, decay=0.6, decay_default=True),
@@ -96,7 +96,7 @@ OPTIMIZERS: dict[str, OptimizerProfile] = {
 
 @dataclass
 class ExpertConfig:
-    """How expert trajectories are trained; defaults are MTT's ``buffer.py`` (spec §2)."""
+    """How expert trajectories are trained; defaults are MTT's ``buffer.py``."""
 
     experts: int = 100
     epochs: int = 50  # T

@@ -9,7 +9,7 @@ Every network is built by name (:func:`build_net`) and shares one interface:
 * all parameters are ordinary module parameters, so ``torch.func.functional_call(net, params, (x,))`` works
   (trajectory matching unrolls training over a parameter dictionary that way).
 
-**ConvNet-D** (the DC/DSA/DM reference network that MTT, DataDAM and AST copy; evaluation.md §1): width 128,
+**ConvNet-D** (the DC/DSA/DM reference network that MTT, DataDAM and AST copy; docs/protocols.md): width 128,
 D blocks of ``Conv 3x3 (padding 1, bias) -> norm -> ReLU -> AvgPool 2x2``, then ``Linear(128·H/2^D·W/2^D, K)``.
 Norms: ``instance`` (GroupNorm with one group per channel, affine; the default), ``batch`` (BatchNorm2d),
 ``group`` (GroupNorm with 4 groups), ``layer`` (LayerNorm over C×H×W) and ``none``. Pooling: avg, max or none.
@@ -44,8 +44,8 @@ from __future__ import annotations
 
 import abc
 import math
-from dataclasses import dataclass, replace
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from typing import Callable, Iterator, NamedTuple, Sequence
 
 import torch
@@ -116,7 +116,7 @@ class NetSpec:
 
 
 def default_depth(image_size: int | Sequence[int]) -> int:
-    """ConvNet depth by resolution: 3 up to 32 px, 4 up to 64 px, 5 above (evaluation.md §1)."""
+    """ConvNet depth by resolution: 3 up to 32 px, 4 up to 64 px, 5 above."""
     side = max(_pair(image_size, "image_size"))
     for limit, depth in DEPTH_BY_RESOLUTION:
         if side <= limit:
@@ -206,7 +206,13 @@ class Net(nn.Module, abc.ABC):
 
     @property
     def name(self) -> str:
-        return self.spec.name
+        """The canonical name of a built-in network, the registered name of a user's one."""
+        spec = getattr(self, "spec", None)
+        return spec.name if spec is not None else self.__dict__.get("_registered_name", type(self).__name__)
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self.__dict__["_registered_name"] = value
 
 
 # -- ConvNet -----------------------------------------------------------------------------------------
@@ -528,8 +534,10 @@ def build_net(
             net = builder(channels, num_classes, size)
         if not isinstance(net, nn.Module):
             raise TypeError(f"the builder registered as {name!r} returned {type(net).__name__}, not an nn.Module")
-        if not isinstance(getattr(net, "name", None), str):
-            net.name = name.lower()
+        try:
+            net.name = name.lower()  # runs and buffers record the registered name
+        except AttributeError:  # a read-only name of the user's own
+            pass
         return net.to(device or (generator.device if generator is not None else "cpu"))
     spec = parse_net_name(name) if isinstance(name, str) else name
     if not isinstance(spec, NetSpec):

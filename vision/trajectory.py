@@ -2,7 +2,7 @@
 
 MTT: Cazenavette et al., "Dataset Distillation by Matching Training Trajectories", CVPR 2022. AST: Shen, Yang,
 Lam, "Efficient Dataset Distillation through Alignment with Smooth and High-Quality Expert Trajectories",
-arXiv 2310.10541 (formulas read from its code). Spec: trajectory.md.
+arXiv 2310.10541 (formulas read from its code).
 
 Synthetic images S (IPC per class, class-major, fixed hard labels y) and a learned step size α are trained so
 that N student updates on S, started from an expert's state, land where the expert was M epochs later.
@@ -23,7 +23,8 @@ With f(x; θ) the student ConvNet as a pure function of the flat parameter vecto
 
    .. math::
        L = \\frac{\\|\\hat\\theta_N - \\theta^*_{t+M}\\|^2}{\\|\\hat\\theta_0 - \\theta^*_{t+M}\\|^2}
-           + \\sum_{j=1}^{M-1} w_j\\,\\frac{\\|\\hat\\theta_{s_j} - \\theta^*_{t+j}\\|^2}{\\|\\hat\\theta_0 - \\theta^*_{t+j}\\|^2}
+           + \\sum_{j=1}^{M-1} w_j\\,
+             \\frac{\\|\\hat\\theta_{s_j} - \\theta^*_{t+j}\\|^2}{\\|\\hat\\theta_0 - \\theta^*_{t+j}\\|^2}
 
    (sums over all P parameters; the second sum only with intermediate matching);
 4. back-propagates L through all N unrolled updates (second order) to S and α and steps both with SGD
@@ -77,10 +78,9 @@ import hashlib
 import json
 import math
 import os
-from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import Literal, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -91,7 +91,8 @@ from condense.checkpoint import Checkpointer, Counter, NonFiniteLossError
 from condense.config import require, to_dict
 from condense.method import Method
 from condense.progress import get_logger
-from condense.runtime import Meter, generator as make_generator, resolve_device
+from condense.runtime import Meter, resolve_device
+from condense.runtime import generator as make_generator
 from condense.vision.augment import DSA, DSAConfig, DSAParams, strategy_for
 from condense.vision.coreset import KMEANS_N_INIT, kmeans, random_real
 from condense.vision.experts import ExpertBuffer, ExpertConfig, ParamLayout, generate_buffer
@@ -111,7 +112,7 @@ log = get_logger("condense.trajectory")
 
 @dataclass
 class TrajectoryConfig:
-    """MTT/AST settings; defaults are MTT's ``distill.py`` (spec §3, §5); presets fill in per dataset and IPC."""
+    """MTT/AST settings; defaults are MTT's ``distill.py``; presets fill in per dataset and IPC."""
 
     ipc: int = 10
     iterations: int = 5000

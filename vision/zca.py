@@ -1,4 +1,4 @@
-"""ZCA whitening of images (the kornia ZCA used by MTT, AST and DataDAM; evaluation.md §3).
+"""ZCA whitening of images (the kornia ZCA used by MTT, AST and DataDAM; see docs/protocols.md).
 
 Fit on N training images flattened to D = C·H·W values in **[0, 1] pixel space**:
 

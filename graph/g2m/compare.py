@@ -11,13 +11,13 @@ from typing import Any, Sequence
 
 from condense.artifacts import Student
 from condense.config import to_dict
-from condense.progress import quiet as quiet_mode
-from condense.registry import run_stats
-from condense.runtime import resolve_device, seed_everything
 from condense.graph.g2m.config import MODES
 from condense.graph.g2m.method import FFG2M, load_input, student_artifact
 from condense.graph.g2m.problem import prepare_problem
 from condense.graph.g2m.training import distil, teach
+from condense.progress import quiet as quiet_mode
+from condense.registry import run_stats
+from condense.runtime import resolve_device, seed_everything
 
 #: the students ``--compare`` trains besides the teacher
 COMPARE_MODES: tuple[str, ...] = ("mlp", "glnn", "ffg2m")

@@ -52,12 +52,12 @@ import torch
 
 from condense.artifacts import Student
 from condense.config import to_dict
-from condense.method import Method
-from condense.runtime import resolve_device, seed_everything
 from condense.graph.g2m.config import G2MConfig
 from condense.graph.g2m.problem import NodeProblem, load_node_graph, prepare_problem
 from condense.graph.g2m.training import StudentOutcome, TeacherOutcome, distil, teach
 from condense.graph.presets import FFG2M_PRESETS
+from condense.method import Method
+from condense.runtime import resolve_device, seed_everything
 
 
 @dataclass

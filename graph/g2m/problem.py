@@ -150,7 +150,8 @@ def _validate_node_data(x: Any, y: Any, num_classes: int | None) -> tuple[Tensor
 
 def prepare_problem(graph: Any, cfg: G2MConfig, *, seed: int, device: torch.device, name: str | None = None,
                     train_per_class: int | None = None) -> NodeProblem:
-    """Validate ``graph``, normalise features, prepare the graph (§2), draw the split and the inductive hold-out."""
+    """Validate ``graph``, normalise features, prepare the graph (symmetric, one self-loop per node), draw the split
+    and the inductive hold-out."""
     from condense.graph.data import fingerprint
 
     data = as_pyg(graph)

@@ -17,6 +17,7 @@ from condense.graph.g2m.problem import NodeProblem
 from condense.graph.teachers import NodeMLP, accuracy, build_teacher, fit_early_stopping, student_for, train_teacher
 from condense.runtime import generator
 
+
 # -- teacher stage -----------------------------------------------------------------------------------
 @dataclass
 class TeacherOutcome:

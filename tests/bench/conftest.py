@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from condense import registry
 from condense.bench.execute import load_plugins
 from condense.bench.suites import Grid, Suite
-from condense import registry
 
 FAKE = Path(__file__).with_name("fake_method.py")
 

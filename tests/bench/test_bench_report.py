@@ -1,4 +1,4 @@
-"""Anchors transcribed from the spec, pooling over seeds, the Markdown tables and the PNG plots."""
+"""Anchors transcribed from the papers, pooling over seeds, the Markdown tables and the PNG plots."""
 from __future__ import annotations
 
 import math
@@ -42,7 +42,7 @@ def test_anchor_values_match_the_spec(method, dataset, budget, expected):
 def test_not_retrieved_absent_and_proxies():
     ast, _ = anchors.find("ast", "cifar10", "ipc=1")
     assert ast.value is None and ast.text() == "not retrieved"
-    assert anchors.find("dc", "cifar100", "ipc=50") == (None, "")  # "–" in the spec: no anchor at all
+    assert anchors.find("dc", "cifar100", "ipc=50") == (None, "")  # "–": no published number at all
     assert anchors.find("datadam", "mnist", "ipc=10")[0].value is None
     mtt, note = anchors.find("mtt", "cifar10-subset", "ipc=1")
     assert mtt.value == 46.3 and "subset" in note
@@ -57,7 +57,7 @@ def test_not_retrieved_absent_and_proxies():
     molhiv = [a for a in anchors.ANCHORS if a.table == "mirage-logs" and a.budget == "model=gat"]
     assert [(a.value, a.std) for a in molhiv if a.dataset == "ogbg-molhiv"] == [(71.7, 0.9)]
     image_sets = [a for a in anchors.ANCHORS if a.table == "image-sets"]
-    assert len(image_sets) == 3 + 5 + 6 + 9 + 9 + 9 + 9 + 6 + 8 + 9  # non-"–" cells of §7.1
+    assert len(image_sets) == 3 + 5 + 6 + 9 + 9 + 9 + 9 + 6 + 8 + 9  # the non-"–" cells of the image table
 
 
 def test_pool_uses_every_run_of_every_seed():

@@ -11,12 +11,12 @@ import time
 
 import pytest
 
+from condense import registry
 from condense.bench import results
 from condense.bench.report import render
 from condense.bench.runner import run_suite
 from condense.bench.suites import Grid, Prepare, Suite, expand
 from condense.shard import Shard
-from condense import registry
 
 NUMBERS = ("results", "compression", "artifact_budget", "artifact_bytes", "resolved_config")
 

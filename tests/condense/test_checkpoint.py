@@ -4,19 +4,19 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from condense.checkpoint import (
-    CheckpointMismatch,
     Checkpointer,
+    CheckpointMismatch,
     Counter,
     NonFiniteLossError,
     checkpoint_files,
 )
+
 
 def _toy_run(run_dir, total, *, stop_at=None, nan_steps=(), every=3, identity=None, **kw):
     """A tiny optimisation whose every future-deciding piece lives in the checkpointed state."""

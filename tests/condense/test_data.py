@@ -1,6 +1,4 @@
-import os
 import stat
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -5,7 +5,8 @@ import argparse
 
 import pytest
 
-from condense.bench.suites import Grid, Suite, expand, shard as shard_cells
+from condense.bench.suites import Grid, Suite, expand
+from condense.bench.suites import shard as shard_cells
 from condense.cli import build_parser
 from condense.shard import Shard
 from condense.vision.experts import shard_indices

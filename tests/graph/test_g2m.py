@@ -1,5 +1,5 @@
 """FF-G2M losses against hand-computed values, invariances, gradients, splits, the inductive hold-out, configs,
-edge minibatching, resume and the Student artifact (spec g2m.md §8)."""
+edge minibatching, resume and the Student artifact."""
 from __future__ import annotations
 
 import math
@@ -31,7 +31,7 @@ from condense.graph.teachers import NodeMLP, prepare_graph
 
 CPU = torch.device("cpu")
 
-# -- the three-node path graph of spec §8.1 ----------------------------------------------------------------
+# -- a three-node path graph, every term computed by hand --------------------------------------------------------------
 Z = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
 H = torch.tensor([[0.0, 0.0], [2.0, 0.0], [0.0, 3.0]])
 Y = torch.tensor([0, 0, 1])  # node 1 is unlabelled: its label never enters the loss
@@ -77,7 +77,8 @@ def test_per_edge_lfd_values_student_side_first():
 
 
 def test_typical_bugs_give_other_values():
-    """The spec's 'typical bug' values: reproduce each bug and check that the real terms differ from it."""
+    """Typical implementation bugs (wrong KL direction, softmax before the absolute difference, ...): reproduce each
+    and check that the real terms differ from it."""
     u, v = PATH.edges_plus
     ls, lt = H.log_softmax(1), Z.log_softmax(1)
     swapped = (ls[u].exp() * (ls[u] - lt[v])).sum(1).mean().item()  # KL(p_S || p_T)

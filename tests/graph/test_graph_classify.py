@@ -8,8 +8,8 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from condense.runtime import generator
 from condense.graph.classify import RunResult, epoch_metrics, epoch_order, roc_auc, split_indices, summarise
+from condense.runtime import generator
 
 
 def test_roc_auc_matches_sklearn_with_ties():

@@ -1,4 +1,4 @@
-"""Exact frequent-itemset mining against brute force, thresholds, per-class mining and guards (mirage.md §6)."""
+"""Exact frequent-itemset mining against brute force, thresholds, per-class mining and guards."""
 from __future__ import annotations
 
 import itertools

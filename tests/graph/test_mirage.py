@@ -1,5 +1,5 @@
 """Mirage end to end: fit -> TreeSet, itemsets vs brute force, byte accounting, training view, sampling,
-evaluation contract and bad inputs (spec mirage.md §6)."""
+evaluation contract and bad inputs."""
 from __future__ import annotations
 
 import itertools

@@ -12,10 +12,10 @@ from condense.config import ConfigError
 from condense.graph.teachers import (
     GAT,
     GCN,
-    NodeMLP,
     SAGE,
     TEACHERS,
     EarlyStopping,
+    NodeMLP,
     TeacherConfig,
     build_teacher,
     fit_early_stopping,

@@ -1,4 +1,4 @@
-"""Computation-tree ids, key tables, sizes, materialisation, graph hygiene and discretisers (spec mirage.md §6)."""
+"""Computation-tree ids, key tables, sizes, materialisation, graph hygiene and discretisers."""
 from __future__ import annotations
 
 import random

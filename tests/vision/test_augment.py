@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from condense.vision.augment import (DSA, FAMILIES, NO_FLIP_STRATEGY, DSAConfig, DSAParams, parse_strategy, strategy_for)
+from condense.vision.augment import DSA, FAMILIES, NO_FLIP_STRATEGY, DSAConfig, DSAParams, parse_strategy, strategy_for
 
 
 def params(n: int = 1, **fields) -> DSAParams:

@@ -1,4 +1,4 @@
-"""DataDAM (specs/datadam.md §6 and issue 3): hand-computed loss terms, invariances, Siamese DSA, layer
+"""DataDAM: hand-computed loss terms, invariances, Siamese DSA, layer
 selection, determinism, resume, bad inputs, artifact and CLI round trips."""
 from __future__ import annotations
 
@@ -15,8 +15,17 @@ from condense.config import ConfigError
 from condense.registry import distill
 from condense.vision.augment import DSA
 from condense.vision.data import load_images
-from condense.vision.datadam import (Batch, DataDAM, DataDAMConfig, RealSampler, attention_map, datadam_loss,
-                                     matching_loss, mean_matching, sam_maps)
+from condense.vision.datadam import (
+    Batch,
+    DataDAM,
+    DataDAMConfig,
+    RealSampler,
+    attention_map,
+    datadam_loss,
+    matching_loss,
+    mean_matching,
+    sam_maps,
+)
 from condense.vision.nets import Features, build_net
 
 

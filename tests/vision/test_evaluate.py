@@ -28,7 +28,7 @@ def digits_set(data, ipc=2, seed=0, **extra_tensors):
 
 
 def test_profiles_are_valid_configs():
-    for name, fields in EVAL_PROFILES.items():
+    for fields in EVAL_PROFILES.values():
         apply_overrides(ImageEvalConfig(), fields)
     dam = apply_overrides(ImageEvalConfig(), EVAL_PROFILES["datadam"])
     assert (dam.model, dam.runs, dam.epochs, dam.batch, dam.decay) == ("convnet-bn", 10, 1800, 64, 0.1)

@@ -13,8 +13,16 @@ from condense.cli import main
 from condense.config import ConfigError
 from condense.shard import Shard
 from condense.vision.data import load_images
-from condense.vision.experts import (ExpertBuffer, ExpertConfig, ParamLayout, generate_buffer, gradient_penalty, loss_scale,
-                            merge_buffers, shard_indices)
+from condense.vision.experts import (
+    ExpertBuffer,
+    ExpertConfig,
+    ParamLayout,
+    generate_buffer,
+    gradient_penalty,
+    loss_scale,
+    merge_buffers,
+    shard_indices,
+)
 from condense.vision.nets import build_net
 
 TINY = dict(model="convnet-d1-w8", experts=3, epochs=2, batch=32)
@@ -221,7 +229,7 @@ def test_gradient_penalty_uses_the_unaugmented_batch(small, monkeypatch):
     assert not torch.equal(with_gp[1], without[1])
 
 
-# -- spec §8.9 and the CLI -----------------------------------------------------------------------
+# -- speed on the built-in digits and the CLI -----------------------------------------------------------------------
 def test_two_by_two_digits_buffer_builds_in_seconds(tmp_path):
     import time
 

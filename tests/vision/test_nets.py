@@ -7,14 +7,14 @@ import pytest
 import torch
 from torch.func import functional_call, grad
 
-from condense.vision.nets import (Features, build_net, default_depth, default_init_, num_parameters, parse_net_name)
+from condense.vision.nets import Features, build_net, default_depth, default_init_, num_parameters, parse_net_name
 
 ZOO = ["convnet-d3", "convnet-d3-bn", "convnet-d3-gn", "convnet-d3-ln", "convnet-d3-nonorm-maxpool", "mlp", "lenet",
        "alexnet", "alexnet-bn", "vgg11", "vgg11-bn", "resnet18", "resnet18-bn"]
 
 
 @pytest.mark.parametrize("channels,classes,size,depth,expected", [
-    (3, 10, 32, 3, 320_010),    # CIFAR-10, D3 (evaluation.md §1)
+    (3, 10, 32, 3, 320_010),    # CIFAR-10, D3 (the references' count)
     (3, 100, 32, 3, 504_420),   # CIFAR-100, D3
     (3, 200, 64, 4, 857_160),   # Tiny-ImageNet, D4
     (3, 10, 128, 5, 615_690),   # 128 px, D5

@@ -17,9 +17,17 @@ from condense.vision.evaluate import evaluate_artifact
 from condense.vision.experts import ExpertConfig, ParamLayout, generate_buffer
 from condense.vision.nets import build_net
 from condense.vision.presets import MTT_PRESET_NOTES, MTT_PRESETS
-from condense.vision.trajectory import (FunctionalNet, TrajectoryConfig, TrajectoryMatching, WeightPerturbation,
-                                        balance_factor, dataset_preset, intermediate_positions, intermediate_weights,
-                                        representative_init)
+from condense.vision.trajectory import (
+    FunctionalNet,
+    TrajectoryConfig,
+    TrajectoryMatching,
+    WeightPerturbation,
+    balance_factor,
+    dataset_preset,
+    intermediate_positions,
+    intermediate_weights,
+    representative_init,
+)
 
 MODEL = "convnet-d1-w8"
 FAST = dict(model=MODEL, ipc=2, iterations=4, syn_steps=3, expert_epochs=1, max_start_epoch=2, lr_img=10.0,

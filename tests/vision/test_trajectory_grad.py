@@ -1,6 +1,6 @@
 """The MTT/AST meta-gradient: closed forms, invariants, finite differences, jvp, `higher`, exact checkpointing.
 
-All checks run in float64 on tiny students (spec §8.1-8.3), so they are exact to rounding and take seconds.
+All checks run in float64 on tiny students, so they are exact to rounding and take seconds.
 """
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from condense.vision.augment import DSA, DSAConfig
-from condense.vision.experts import ParamLayout
 from condense.vision.nets import build_net
-from condense.vision.trajectory import InnerPlan, Segment, FunctionalNet, meta_gradient, segment_loss, unroll
+from condense.vision.trajectory import FunctionalNet, InnerPlan, Segment, meta_gradient, segment_loss, unroll
 
 torch.set_default_dtype(torch.float32)
 
@@ -214,7 +213,7 @@ def test_image_gradient_matches_forward_mode_jvp():
     def loss_of(s):
         theta, b = theta0, None
         for idx in plan.batches:
-            def inner(t):
+            def inner(t, idx=idx):
                 return F.cross_entropy(functional_call(net, layout.unflatten(t), (s[idx],)), labels[idx])
             g = torch.func.grad(inner)(theta)
             b = g if b is None else 0.9 * b + g
