@@ -26,3 +26,24 @@ def data_root() -> Path:
     if not root.is_dir():
         pytest.skip(f"real data not found at {root}")
     return root
+
+
+@pytest.fixture
+def recording_sgd():
+    """An SGD class that logs each construction (lr, momentum, weight decay) and the lr of every step; patch it in
+    for ``torch.optim.SGD`` to check a training schedule."""
+    import torch
+
+    class RecordingSGD(torch.optim.SGD):
+        built: list = []
+        steps: list = []
+
+        def __init__(self, params, lr, momentum, weight_decay):
+            super().__init__(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+            RecordingSGD.built.append((lr, momentum, weight_decay))
+
+        def step(self, closure=None):
+            RecordingSGD.steps.append(self.param_groups[0]["lr"])
+            return super().step(closure)
+
+    return RecordingSGD

@@ -40,36 +40,20 @@ def test_profiles_are_valid_configs():
         ImageEvalConfig(baseline_sets=("random", "gm"))
 
 
-class RecordingSGD(torch.optim.SGD):
-    """SGD that logs each construction (lr, momentum) and the lr of every step."""
-
-    built: list = []
-    steps: list = []
-
-    def __init__(self, params, lr, momentum, weight_decay):
-        super().__init__(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-        RecordingSGD.built.append((lr, momentum, weight_decay))
-
-    def step(self, closure=None):
-        RecordingSGD.steps.append(self.param_groups[0]["lr"])
-        return super().step(closure)
-
-
 @pytest.mark.parametrize("profile,built,per_epoch", [
     # E = 4: epochs 0..4; decay after epoch 4//2+1 = 3, optimiser rebuilt (momentum reset)
     ("dsa", [(0.1, 0.9, 5e-4), (pytest.approx(0.01), 0.9, 5e-4)], [0.1] * 4 + [0.01]),
     ("ast", [(0.1, 0.9, 1e-3), (pytest.approx(0.05), 0.8, 1e-3)], [0.1] * 4 + [0.05]),
     ("datadam-paper", [(0.1, 0.9, 5e-4)], [0.1, 0.1, 0.05, 0.05, 0.025]),  # StepLR x0.5 every 2 epochs (set below)
 ])
-def test_lr_schedule(monkeypatch, profile, built, per_epoch):
-    monkeypatch.setattr(ev.torch.optim, "SGD", RecordingSGD)
-    RecordingSGD.built, RecordingSGD.steps = [], []
+def test_lr_schedule(monkeypatch, recording_sgd, profile, built, per_epoch):
+    monkeypatch.setattr(ev.torch.optim, "SGD", recording_sgd)
     cfg = apply_overrides(ImageEvalConfig(), {**EVAL_PROFILES[profile], "step_size": 2})
     net = build_net("convnet-d3", 1, 2, 8, generator=torch.Generator().manual_seed(0))
     x, y = torch.randn(6, 1, 8, 8), torch.tensor([0, 1] * 3)
     train_net(net, x, y, cfg, lr=0.1, epochs=4, batch=3, generator=torch.Generator().manual_seed(0), dsa=None)
-    assert RecordingSGD.built == built
-    assert RecordingSGD.steps == pytest.approx([lr for lr in per_epoch for _ in range(2)])  # 2 batches per epoch
+    assert recording_sgd.built == built
+    assert recording_sgd.steps == pytest.approx([lr for lr in per_epoch for _ in range(2)])  # 2 batches per epoch
 
 
 def test_reports_final_epoch_accuracy_of_independently_seeded_runs(digits):

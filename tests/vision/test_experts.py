@@ -173,28 +173,14 @@ def test_zca_buffer_carries_its_transform(small, tmp_path):
 
 
 # -- AST expert options ---------------------------------------------------------------------------
-class RecordingSGD(torch.optim.SGD):
-    built: list = []
-    steps: list = []
-
-    def __init__(self, params, lr, momentum, weight_decay):
-        super().__init__(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-        RecordingSGD.built.append((lr, momentum, weight_decay))
-
-    def step(self, closure=None):
-        RecordingSGD.steps.append(self.param_groups[0]["lr"])
-        return super().step(closure)
-
-
-def test_ast_optimiser_decays_after_epoch_t_half_plus_one_and_resets_momentum(small, monkeypatch):
-    monkeypatch.setattr(ex.torch.optim, "SGD", RecordingSGD)
-    RecordingSGD.built, RecordingSGD.steps = [], []
+def test_ast_optimiser_decays_after_epoch_t_half_plus_one_and_resets_momentum(small, monkeypatch, recording_sgd):
+    monkeypatch.setattr(ex.torch.optim, "SGD", recording_sgd)
     cfg = ex.buffer_config({"model": "convnet-d1-w4", "epochs": 5, "batch": 120, "dsa": False}, preset="ast")
     x, y = small.x_train, small.y_train
     ex.train_expert(x, y, 10, cfg, seed=0, strategy="none")
     # T = 5: epochs 0..4, decay after epoch index 5//2+1 = 3, by rebuilding the optimiser (fresh momentum)
-    assert RecordingSGD.built == [(0.003, 0.9, 1e-3), (pytest.approx(0.0018), 0.9, 1e-3)]
-    assert RecordingSGD.steps == pytest.approx([0.003] * 4 + [0.0018])
+    assert recording_sgd.built == [(0.003, 0.9, 1e-3), (pytest.approx(0.0018), 0.9, 1e-3)]
+    assert recording_sgd.steps == pytest.approx([0.003] * 4 + [0.0018])
 
 
 def test_loss_clipping_halves_the_first_update():
