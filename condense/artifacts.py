@@ -575,7 +575,7 @@ class Student(Artifact):
         dtype = layers[0][0].dtype
         h = x.to(dtype)
         if self.feature_norm == "row":
-            h = RowNormalise()(h)
+            h = row_normalise(h)
         with torch.no_grad():
             for i, (w, b) in enumerate(layers):
                 h = torch.addmm(b.to(h.device), h, w.to(h.device).t())
@@ -604,12 +604,18 @@ class Student(Artifact):
         return torch.nn.Sequential(*layers)
 
 
+def row_normalise(x: torch.Tensor) -> torch.Tensor:
+    """Each row of ``x`` [N, F] divided by its sum; rows summing to 0 stay 0 (the ``row`` feature normalisation of a
+    Student, as DGL's citation loaders normalise features)."""
+    s = x.sum(dim=1, keepdim=True)
+    return torch.where(s > 0, x / s.clamp_min(torch.finfo(x.dtype).tiny), x)
+
+
 class RowNormalise(torch.nn.Module):
-    """Each row divided by its sum; rows summing to 0 stay 0 (the ``row`` feature normalisation of a Student)."""
+    """:func:`row_normalise` as a module (the first layer of :meth:`Student.to_module` for ``row`` students)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = x.sum(dim=1, keepdim=True)
-        return torch.where(s > 0, x / s.clamp_min(torch.finfo(x.dtype).tiny), x)
+        return row_normalise(x)
 
 
 _KINDS: dict[str, type[Artifact]] = {c.kind: c for c in (ImageSet, TreeSet, Student)}

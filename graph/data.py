@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from condense.artifacts import row_normalise
 from condense.data import DatasetNotFound, cache_dir, canonical_name, info, is_writable_dir
 from condense.data import data_root as resolve_data_root
 
@@ -161,12 +162,6 @@ def load_graph(name: str, *, data_root: str | os.PathLike | None = None, **kwarg
         return load_karate()
     func = {"load_tu": load_tu, "load_planetoid": load_planetoid, "load_npz_graph": load_npz_graph}
     return func[d.loader.partition(":")[2]](key, data_root=data_root, **kwargs)
-
-
-def row_normalise(x: torch.Tensor) -> torch.Tensor:
-    """Scale each row to sum 1 (rows summing to 0 stay 0), as DGL's citation loaders do."""
-    s = x.sum(dim=1, keepdim=True)
-    return torch.where(s > 0, x / s.clamp_min(torch.finfo(x.dtype).tiny), x)
 
 
 def fingerprint(data) -> str:
