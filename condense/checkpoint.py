@@ -230,7 +230,9 @@ class Checkpointer:
 
     # -- persistence ------------------------------------------------------------------------------
     def _save(self, step: int, snap: Mapping[str, Any]) -> None:
-        if self.run_dir is None:
+        from condense import distributed
+
+        if self.run_dir is None or not distributed.is_main():  # ranks share one state; rank 0 writes it
             return
         path = self.run_dir / "checkpoints" / f"step-{step:09d}.safetensors"
         save_snapshot(path, step, snap, self.identity)

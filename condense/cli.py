@@ -55,7 +55,11 @@ def _clean(obj: Any) -> Any:
 
 
 def emit(args: argparse.Namespace, payload: dict[str, Any], human: str) -> None:
-    """Print ``payload`` as one JSON object (``--json``) or ``human`` text."""
+    """Print ``payload`` as one JSON object (``--json``) or ``human`` text (on rank 0 only under ``torchrun``)."""
+    from condense import distributed
+
+    if not distributed.is_main():
+        return
     if getattr(args, "json", False):
         text = json.dumps(_clean(json.loads(json.dumps(payload, default=_json_default))), indent=None)
         sys.stdout.write(text + "\n")
@@ -115,6 +119,10 @@ def _setup(args: argparse.Namespace) -> None:
 
     if os.environ.get(RETAIN_ENV, "1") != "0":
         retain_freed_memory()
+    from condense import distributed
+
+    if distributed.requested():  # launched by torchrun: join the process group before any work
+        distributed.init(getattr(args, "device", "auto"))
 
 
 # -- verbs ------------------------------------------------------------------------------------------
@@ -287,8 +295,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.parse_args(["distill", "--help"])
         parser.print_help(sys.stderr)
         return 2
-    _setup(args)
+    from condense import distributed
+
     try:
+        _setup(args)
         args.func(args)
     except KeyboardInterrupt:
         print("condense: interrupted; rerun the same command to resume from the last checkpoint", file=sys.stderr)
@@ -296,8 +306,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CliError, ValueError, FileNotFoundError, ImportError, ArithmeticError) as exc:
         if os.environ.get("CONDENSE_DEBUG"):
             raise
-        print(f"condense: error: {exc}", file=sys.stderr)
+        where = f" (rank {distributed.rank()})" if distributed.active() else ""
+        print(f"condense: error{where}: {exc}", file=sys.stderr)
         return 2
+    finally:
+        distributed.shutdown()
     return 0
 
 

@@ -241,7 +241,12 @@ def distill(name: str, data: Any = None, *, config: Any = None, preset: str | No
         artifact = cls(cfg).fit(data, device=device, seed=seed, run_dir=out, **inputs)
     artifact.meta.setdefault("extra", {})["presets"] = {"used": chain, "notes": entry.notes(chain)}
     if out is not None:
-        artifact.path = artifact.save(Path(out) / f"{entry.name}.safetensors")
+        from condense import distributed
+
+        artifact.path = Path(out) / f"{entry.name}.safetensors"
+        if distributed.is_main():  # under torchrun every rank holds the same artifact; rank 0 writes it
+            artifact.save(artifact.path)
+        distributed.barrier()
     return artifact
 
 

@@ -17,12 +17,16 @@ import torch
 def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
     """Turn ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` into a device.
 
-    Asking for CUDA on a machine without it, or for a GPU index that does not exist, raises ``ValueError``.
+    Under a launcher that starts several processes (``torchrun``: ``WORLD_SIZE`` > 1 and ``LOCAL_RANK`` set),
+    ``"auto"`` and ``"cuda"`` mean this process's own GPU, ``cuda:LOCAL_RANK``. Asking for CUDA on a machine
+    without it, or for a GPU index that does not exist, raises ``ValueError``.
     """
     if isinstance(spec, torch.device):
         spec = str(spec)
     if spec is None or spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    if spec == "cuda" and "LOCAL_RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        spec = f"cuda:{int(os.environ['LOCAL_RANK'])}"
     if not isinstance(spec, str):
         raise TypeError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {spec!r}")
     text = spec.strip().lower()
