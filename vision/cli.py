@@ -13,6 +13,7 @@ of one distillation iteration per N, with and without ``inner_checkpoint`` (each
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def _range(text: str) -> tuple[int, int]:
@@ -51,8 +52,15 @@ def cmd_buffer(args: argparse.Namespace) -> None:
 
     data = load_images(args.dataset, data_root=args.data_root, train_per_class=args.train_per_class, seed=args.seed)
     indices = shard_indices(config.experts, shard=args.shard, experts_range=args.experts_range)
+    from condense import distributed
+    from condense.vision.experts import SHARD_PATTERN
+
+    on_disk = [i for i in indices if (Path(args.out) / SHARD_PATTERN.format(i)).is_file()]
     with Meter() as meter:
         buf = generate_buffer(data, config, args.out, seed=args.seed, device=args.device, indices=indices)
+    # every rank's experts: those trained now and those a previous run had finished
+    on_disk = sorted(i for part in distributed.gather_objects(on_disk) for i in part)
+    indices = sorted(i for part in distributed.gather_objects(indices) for i in part if i not in on_disk)
     records = []
     for i in indices:
         from condense.artifacts import read_file
@@ -62,12 +70,14 @@ def cmd_buffer(args: argparse.Namespace) -> None:
     accs = [r["test_acc"] for r in records if r["test_acc"] is not None]
     human = [f"buffer {buf.folder}: {buf.describe()}",
              f"  this run: {len(indices)} expert(s) {_compact(indices)}, {meter.result.wall_s:.1f} s"
-             if indices else "  this run: no experts assigned",
+             if indices else "  this run: no experts to train",
+             *([f"  already on disk before this run: {len(on_disk)} expert(s) {_compact(on_disk)}"] if on_disk else []),
              f"  experts on disk: {buf.num_experts} of {buf.manifest['experts']}"]
     if accs:
         human.append(f"  final test accuracy of this run's experts: mean {100 * sum(accs) / len(accs):.2f}%, "
                      f"min {100 * min(accs):.2f}%, max {100 * max(accs):.2f}%")
-    emit(args, {"buffer": str(buf.folder), "experts_run": indices, "experts_on_disk": buf.indices, "records": records,
+    emit(args, {"buffer": str(buf.folder), "experts_run": indices, "experts_skipped": on_disk,
+                "experts_on_disk": buf.indices, "records": records,
                 "manifest": buf.manifest, "wall_s": meter.result.wall_s}, "\n".join(human))
 
 

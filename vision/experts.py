@@ -52,6 +52,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from condense import distributed
 from condense.artifacts import SCHEMA_VERSION, ArtifactError, read_file, write_atomic, write_safetensors
 from condense.config import build_config, from_dict, require, to_dict
 from condense.progress import Progress, get_logger
@@ -291,16 +292,20 @@ def shard_indices(experts: int, *, shard: Shard | None = None,
                   experts_range: tuple[int, int] | None = None) -> list[int]:
     """The expert indices one process trains.
 
-    ``shard``: the experts e of :class:`condense.shard.Shard` i/n (e mod n = i − 1); ``experts_range=(a, b)``:
-    a ≤ e < b; neither: this rank's shard under ``torchrun`` (``RANK``/``WORLD_SIZE``), else all experts.
+    ``shard``: the experts e of :class:`condense.shard.Shard` i/n (e mod n = i − 1), for separate runs;
+    ``experts_range=(a, b)``: a ≤ e < b (under ``torchrun``, this rank's share of them); neither: this rank's share
+    of all experts under ``torchrun`` (``RANK``/``WORLD_SIZE``), else all experts.
     """
     if shard is not None and experts_range is not None:
         raise ValueError("give either shard or experts_range, not both")
+    if shard is not None and Shard.from_env() is not None:
+        raise ValueError("--shard splits the experts across separate runs; under torchrun the ranks split them already")
     if experts_range is not None:
         a, b = experts_range
         if not (0 <= a < b <= experts):
             raise ValueError(f"experts_range must satisfy 0 <= a < b <= experts={experts}, got {a}:{b}")
-        return list(range(a, b))
+        on_ranks = Shard.from_env()
+        return list(range(a, b)) if on_ranks is None else on_ranks.take(range(a, b))
     shard = shard or Shard.from_env()
     return shard.take(range(experts)) if shard is not None else list(range(experts))
 
@@ -518,31 +523,18 @@ def generate_buffer(data, config: ExpertConfig | None = None, out: str | os.Path
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device)
-    if dev.type == "cuda" and dev.index is None and "LOCAL_RANK" in os.environ:
-        dev = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
     todo = shard_indices(config.experts) if indices is None else sorted(set(int(i) for i in indices))
     bad = [i for i in todo if not 0 <= i < config.experts]
     if bad:
         raise ValueError(f"expert indices {bad} outside 0..{config.experts - 1} (experts={config.experts})")
 
-    space_data, preprocessing, zca = _preprocess(data, config, folder)
     strategy = config.dsa_strategy or strategy_for(data.name)
-    probe = build_net(config.model, data.channels, data.num_classes, data.image_size, device="meta")
-    manifest = _manifest(data, config, probe, preprocessing, strategy, seed)
-    path = folder / MANIFEST
-    if path.is_file():
-        old = json.loads(path.read_text())
-        if not _same_identity(old, manifest):
-            diff = sorted(k for k in manifest if k not in ("identity", "experts", "config") and old.get(k) != manifest[k])
-            cfg_diff = sorted(k for k in manifest["config"] if k != "experts"
-                              and (old.get("config") or {}).get(k) != manifest["config"][k])
-            raise ValueError(f"{str(folder)!r} already holds another expert buffer (differs in "
-                             f"{sorted(set(diff + cfg_diff))}); "
-                             "use another --out folder")
-        manifest["experts"] = manifest["config"]["experts"] = max(old.get("experts", 0), config.experts)
-    if zca is not None and not (folder / ZCA_FILE).is_file():
-        write_safetensors(folder / ZCA_FILE, zca.tensors(), {"kind": "ZCA", "schema_version": SCHEMA_VERSION, **zca.meta()})
-    _write_json(path, manifest)
+    if distributed.is_main():  # rank 0 writes the manifest (and the ZCA transform); the others then read them
+        space_data, manifest = _write_manifest(data, config, folder, strategy, seed)
+    distributed.barrier()
+    if not distributed.is_main():
+        space_data, _, _ = _preprocess(data, config, folder)
+        manifest = json.loads((folder / MANIFEST).read_text())
 
     pending = []
     for i in todo:
@@ -572,7 +564,30 @@ def generate_buffer(data, config: ExpertConfig | None = None, out: str | os.Path
                     "device": str(dev), "wall_s": round(meter.result.wall_s, 2), **record}
             write_safetensors(folder / SHARD_PATTERN.format(i), {TRAJECTORY_KEY: traj}, meta)
             bar.write(f"expert {i}: final test accuracy {100 * record.get('test_acc', float('nan')):.2f}%")
+    distributed.barrier()  # every rank's experts are on disk before anyone opens the buffer
     return ExpertBuffer.open(folder)
+
+
+def _write_manifest(data, config: ExpertConfig, folder: Path, strategy: str, seed: int):
+    """The data in the experts' space, and the manifest written to ``folder`` (refusing another buffer's folder)."""
+    space_data, preprocessing, zca = _preprocess(data, config, folder)
+    probe = build_net(config.model, data.channels, data.num_classes, data.image_size, device="meta")
+    manifest = _manifest(data, config, probe, preprocessing, strategy, seed)
+    path = folder / MANIFEST
+    if path.is_file():
+        old = json.loads(path.read_text())
+        if not _same_identity(old, manifest):
+            diff = sorted(k for k in manifest if k not in ("identity", "experts", "config") and old.get(k) != manifest[k])
+            cfg_diff = sorted(k for k in manifest["config"] if k != "experts"
+                              and (old.get("config") or {}).get(k) != manifest["config"][k])
+            raise ValueError(f"{str(folder)!r} already holds another expert buffer (differs in "
+                             f"{sorted(set(diff + cfg_diff))}); "
+                             "use another --out folder")
+        manifest["experts"] = manifest["config"]["experts"] = max(old.get("experts", 0), config.experts)
+    if zca is not None and not (folder / ZCA_FILE).is_file():
+        write_safetensors(folder / ZCA_FILE, zca.tensors(), {"kind": "ZCA", "schema_version": SCHEMA_VERSION, **zca.meta()})
+    _write_json(path, manifest)
+    return space_data, manifest
 
 
 def merge_buffers(sources: Sequence[str | os.PathLike], out: str | os.PathLike) -> ExpertBuffer:

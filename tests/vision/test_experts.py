@@ -85,6 +85,9 @@ def test_shard_indices(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
     assert shard_indices(5) == [1, 3]  # torchrun's rank picks the share
+    assert shard_indices(7, experts_range=(2, 7)) == [3, 5]  # and its share of a range
+    with pytest.raises(ValueError, match="under torchrun"):
+        shard_indices(4, shard=Shard(1, 2))
     with pytest.raises(ValueError, match="either shard or experts_range"):
         shard_indices(4, shard=Shard(1, 2), experts_range=(0, 2))
     with pytest.raises(ValueError, match="experts_range"):
