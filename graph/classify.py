@@ -271,10 +271,15 @@ def summarise(runs: list[RunResult], report: str = "all_seeds") -> dict:
 
 def train_runs(train: PackedGraphs, val: PackedGraphs, test: PackedGraphs, cfg: TrainConfig, *, num_classes: int,
                seed: int = 0, sampling: str = "each_once", desc: str = "train", keep_first_model: bool = False):
-    """``cfg.runs`` runs with seeds ``seed, seed+1, ...``: ``(summary, runs)``."""
-    runs = []
-    with Progress(total=cfg.runs * cfg.epochs, desc=desc) as bar:
-        for r in range(cfg.runs):
-            runs.append(train_run(train, val, test, cfg, num_classes=num_classes, seed=seed + r, sampling=sampling,
-                                  bar=bar, keep_model=keep_first_model and r == 0))
+    """``cfg.runs`` runs with seeds ``seed, seed+1, ...``: ``(summary, runs)``. Under ``torchrun`` the runs are split
+    across ranks and gathered back in run order."""
+    from condense import distributed
+
+    mine = distributed.take(range(cfg.runs))
+    local = []
+    with Progress(total=len(mine) * cfg.epochs, desc=desc) as bar:
+        for r in mine:
+            local.append(train_run(train, val, test, cfg, num_classes=num_classes, seed=seed + r, sampling=sampling,
+                                   bar=bar, keep_model=keep_first_model and r == 0))
+    runs = distributed.merge_by_position(distributed.gather_objects(local), cfg.runs)
     return summarise(runs, cfg.report), runs

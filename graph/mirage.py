@@ -499,20 +499,25 @@ def evaluate_treeset(artifact: TreeSet, train: PackedGraphs, val: PackedGraphs, 
         gbytes = per_graph_storage_bytes(train)
         runs: dict[str, list] = {}
         chosen = [b for b in wanted if b != "full"]
+        from condense import distributed
         from condense.progress import Progress
 
-        with Progress(total=cfg.runs * len(chosen) * cfg.epochs, desc=f"baselines {cfg.model}") as bar:
-            for r in range(cfg.runs if chosen else 0):
+        total = cfg.runs if chosen else 0
+        mine = distributed.take(range(total))  # under torchrun each rank trains its share of the runs
+        local = []
+        with Progress(total=len(mine) * len(chosen) * cfg.epochs, desc=f"baselines {cfg.model}") as bar:
+            for r in mine:
                 picks = baseline_selections(train, num_classes, budget_bytes=budget, per_class=cfg.baseline_per_class,
                                             seed=seed + r, embeddings=embeddings)
-                for name in chosen:
-                    idx = picks[name]
-                    sub = train.select(idx)
-                    runs.setdefault(name, []).append(train_run(sub, val, test, cfg, num_classes=num_classes,
-                                                               seed=seed + r, bar=bar))
-                    sizes.setdefault(name, {"graphs": [], "bytes": []})
-                    sizes[name]["graphs"].append(int(idx.numel()))
-                    sizes[name]["bytes"].append(int(gbytes[idx].sum()) + 8)
+                local.append({name: (train_run(train.select(picks[name]), val, test, cfg, num_classes=num_classes,
+                                               seed=seed + r, bar=bar), int(picks[name].numel()),
+                                     int(gbytes[picks[name]].sum()) + 8) for name in chosen})
+        for per_run in distributed.merge_by_position(distributed.gather_objects(local), total):
+            for name, (run, n_graphs, n_bytes) in per_run.items():
+                runs.setdefault(name, []).append(run)
+                sizes.setdefault(name, {"graphs": [], "bytes": []})
+                sizes[name]["graphs"].append(n_graphs)
+                sizes[name]["bytes"].append(n_bytes)
         for name, rs in runs.items():
             results[name] = summarise(rs, cfg.report)
             sizes[name] = {"graphs": float(np.mean(sizes[name]["graphs"])), "bytes": float(np.mean(sizes[name]["bytes"]))}

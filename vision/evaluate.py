@@ -32,13 +32,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from condense import distributed
 from condense.artifacts import ImageSet, load
 from condense.config import build_config, require, to_dict
 from condense.registry import run_stats
 from condense.runtime import Meter, resolve_device
 from condense.vision.augment import DSA, DSAConfig, strategy_for
 from condense.vision.coreset import select
-from condense.vision.nets import build_net, net_name
+from condense.vision.nets import build_net, resolved_name
 from condense.vision.presets import EVAL_PROFILES
 from condense.vision.zca import ZCA, whiten
 
@@ -151,19 +152,23 @@ def train_net(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: Image
 def evaluate_set(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor, *,
                  cfg: ImageEvalConfig, lr: float, num_classes: int, strategy: str, seed: int = 0,
                  runs: int | None = None, epochs: int | None = None, batch: int | None = None) -> dict[str, Any]:
-    """Train ``runs`` fresh networks on (x, y) and test each: accuracies, mean and population std."""
+    """Train ``runs`` fresh networks on (x, y) and test each: accuracies, mean and population std.
+
+    Under ``torchrun`` the runs are split across ranks and gathered back in run order (run r has the same seed
+    wherever it runs, so the result equals a single process's)."""
     dev = x.device
     dsa = DSA(DSAConfig(strategy=strategy, align_corners=cfg.align_corners)) if cfg.dsa else None
-    accs = []
-    name = cfg.model
+    total = cfg.runs if runs is None else runs
+    mine = []
+    name = resolved_name(cfg.model, tuple(x.shape[2:]))
     with Meter(dev) as meter:
-        for r in range(cfg.runs if runs is None else runs):
+        for r in distributed.take(range(total)):
             g = torch.Generator(device=dev).manual_seed(run_seed(seed, r))
             net = build_net(cfg.model, x.shape[1], num_classes, tuple(x.shape[2:]), device=dev, generator=g)
-            name = net_name(net)
             train_net(net, x, y, cfg, lr=lr, epochs=cfg.epochs if epochs is None else epochs,
                       batch=cfg.batch if batch is None else batch, generator=g, dsa=dsa)
-            accs.append(accuracy(net, x_test, y_test, cfg.test_batch, cfg.channels_last))
+            mine.append(accuracy(net, x_test, y_test, cfg.test_batch, cfg.channels_last))
+    accs = distributed.merge_by_position(distributed.gather_objects(mine), total)
     return {
         "accuracy": run_stats(accs),
         "samples": int(x.shape[0]),

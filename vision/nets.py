@@ -452,6 +452,14 @@ def registered(name: str) -> bool:
     return register.get(name) is not None
 
 
+def resolved_name(name: str, image_size: int | Sequence[int]) -> str:
+    """The name a network built from ``name`` for images of ``image_size`` records: the registered name, or the
+    canonical built-in name with the depth filled in (``"convnet"`` at 32 px -> ``"convnet-d3"``)."""
+    if registered(name):
+        return name.lower()
+    return parse_net_name(name).resolve(_pair(image_size, "image_size")).name
+
+
 def net_name(net: nn.Module) -> str:
     """A network's name as runs record it: the built-in canonical name or the registered one."""
     name = getattr(net, "name", None)

@@ -31,8 +31,11 @@ def preprocessing(data, zca) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
 
 
 def run_summary(meter: Meter, ckpt: Checkpointer, total: int, /, **fields: Any) -> dict[str, Any]:
-    """``fields`` followed by wall time, iterations per second (of this process's iterations), peak memory, and
-    the resume step and rollback count when they happened."""
+    """``fields`` followed by wall time, iterations per second (of this process's iterations), peak memory (of this
+    process: rank 0's under ``torchrun``), the number of ranks, and the resume step and rollback count when they
+    happened."""
+    from condense import distributed
+
     m = meter.result
     done = total - (ckpt.resumed_from or 0)
     summary = dict(fields)
@@ -40,6 +43,7 @@ def run_summary(meter: Meter, ckpt: Checkpointer, total: int, /, **fields: Any) 
         "wall_s": round(m.wall_s, 2), "it_per_s": round(done / m.wall_s, 3) if m.wall_s > 0 and done else None,
         "peak_rss_mb": round(m.peak_rss_mb, 1),
         "peak_cuda_mb": None if m.peak_cuda_mb is None else round(m.peak_cuda_mb, 1),
+        "ranks": distributed.world_size(),
     })
     if ckpt.resumed_from:
         summary["resumed_from"] = ckpt.resumed_from
@@ -62,7 +66,9 @@ def finish(method: str, cfg: Any, data, zca, images: torch.Tensor, labels: torch
         extra={"summary": dict(summary), "eval_profile": cfg.eval_profile, "preprocessing": pre_meta,
                "classes": list(data.classes), "timing": meter.result.as_dict(), **dict(extra or {})},
     )
-    if run_dir is not None:
+    from condense import distributed
+
+    if run_dir is not None and distributed.is_main():
         from condense.vision.plots import save_grid
 
         save_grid(artifact, Path(run_dir) / f"{method}.png")

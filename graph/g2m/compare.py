@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
+from condense import distributed
 from condense.artifacts import Student
 from condense.config import to_dict
 from condense.graph.g2m.config import MODES
@@ -66,33 +67,29 @@ def compare(data: Any = "cora", *, modes: Sequence[str] = COMPARE_MODES, runs: i
     keep_mode = keep_mode or (cfg.mode if cfg.mode in modes else None)
     dev = resolve_device(device)
     seeds = [seed + i for i in range(runs)]
-    results: dict[str, dict[str, list[float]]] = {k: {"acc": [], "val": [], "time": [], "tran": [], "epochs": []}
-                                                 for k in ("teacher", *modes)}
     kept = None
+    local: list[dict[str, tuple]] = []  # per seed: {model: (acc, test_tran, val, epochs, seconds)}
     with quiet_mode(quiet) if quiet is not None else nullcontext():
         graph = load_input(data, data_root, train_per_class)
         name = graph.name
-        for s in seeds:
+        for s in distributed.take(seeds):  # under torchrun each rank trains its share of the seeds
             seed_everything(s)
             problem = prepare_problem(graph.data, cfg, seed=s, device=dev, name=name,
                                       train_per_class=graph.train_per_class)
             t = teach(problem, cfg, device=dev)
-            results["teacher"]["acc"].append(t.test_ind_acc if t.test_ind_acc is not None else t.test_acc)
-            results["teacher"]["tran"].append(t.test_acc)
-            results["teacher"]["val"].append(t.val_acc)
-            results["teacher"]["epochs"].append(t.epochs_run)
-            results["teacher"]["time"].append(t.train_time_s)
+            row = {"teacher": (t.test_ind_acc if t.test_ind_acc is not None else t.test_acc, t.test_acc, t.val_acc,
+                               t.epochs_run, t.train_time_s)}
             for m in modes:
                 seed_everything(s)
                 o = distil(problem, t, cfg, mode=m, seed=s, device=dev)
-                results[m]["acc"].append(o.headline())
-                results[m]["tran"].append(o.test_acc)
-                results[m]["val"].append(o.val_acc)
-                results[m]["epochs"].append(o.epochs_run)
-                results[m]["time"].append(o.train_time_s)
-                if kept is None and m == keep_mode:
+                row[m] = (o.headline(), o.test_acc, o.val_acc, o.epochs_run, o.train_time_s)
+                if s == seeds[0] and m == keep_mode:
                     kept = student_artifact(problem, t, o, replace(cfg, mode=m), seed=s, device=dev,
                                             train_per_class=graph.train_per_class)
+            local.append(row)
+    rows = distributed.merge_by_position(distributed.gather_objects(local), len(seeds))
+    results = {k: {"acc": [r[k][0] for r in rows], "tran": [r[k][1] for r in rows], "val": [r[k][2] for r in rows],
+                   "epochs": [r[k][3] for r in rows], "time": [r[k][4] for r in rows]} for k in ("teacher", *modes)}
     summary: dict[str, Any] = {"dataset": name, "teacher": cfg.teacher, "setting": cfg.setting, "seeds": seeds,
                                "config": to_dict(cfg), "results": {}}
     for key, r in results.items():
@@ -122,7 +119,9 @@ def cli_distill(args: argparse.Namespace, entry, kwargs: dict[str, Any]) -> None
                      seed=args.seed, data_root=args.data_root, device=args.device,
                      train_per_class=args.train_per_class, **kwargs)
     out = Path(args.out)
-    path = result.student.save(out / "ffg2m.safetensors")
+    path = out / "ffg2m.safetensors"
     payload = {**result.summary, "artifact": str(path)}
-    write_atomic(out / "compare.json", (json.dumps(payload, indent=2, default=_json_default) + "\n").encode())
+    if distributed.is_main():  # rank 0 trained the first seed and holds its student
+        result.student.save(path)
+        write_atomic(out / "compare.json", (json.dumps(payload, indent=2, default=_json_default) + "\n").encode())
     emit(args, payload, result.table() + f"\nstudent (seed {args.seed}) written to {path}")
