@@ -40,12 +40,14 @@ The paper's variant (p = 4, instance-norm encoder, 8000 iterations, StepLR evalu
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal
+from typing import Iterator, Literal
 
 import torch
 import torch.nn.functional as F
 
+from condense import distributed
 from condense.artifacts import ImageSet
 from condense.checkpoint import Checkpointer
 from condense.config import require, to_dict
@@ -141,9 +143,10 @@ def averaging_matrix(classes: torch.Tensor, num_classes: int) -> torch.Tensor:
     return onehot / onehot.sum(1, keepdim=True).clamp_min(1)
 
 
-def mean_matching(real: torch.Tensor, syn: torch.Tensor, real_avg: torch.Tensor, syn_avg: torch.Tensor) -> torch.Tensor:
-    """Σ_c ‖mean_{R_c} real − mean_{S_c} syn‖²₂ (the distance both SAM and MMD use), given averaging matrices."""
-    return (real_avg @ real - syn_avg @ syn).pow(2).sum()
+def mean_matching(real_mean: torch.Tensor, syn: torch.Tensor, syn_avg: torch.Tensor) -> torch.Tensor:
+    """Σ_c ‖mean_{R_c} real − mean_{S_c} syn‖²₂ (the distance both SAM and MMD use), given the real class means
+    [K, D] and the synthetic rows' averaging matrix."""
+    return (real_mean - syn_avg @ syn).pow(2).sum()
 
 
 @dataclass
@@ -165,33 +168,85 @@ def sam_maps(feats: Features, power: float) -> list[torch.Tensor]:
     return [attention_map(f, power) for f in feats.blocks[:-1]]
 
 
-def datadam_loss(real_feats: Features, syn_feats: Features, batch: Batch, cfg: DataDAMConfig
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(L, L_SAM, L_MMD)`` from the features of the real and the synthetic batch (module docstring)."""
-    avg = (batch.real_avg, batch.syn_avg)
+def real_class_means(real_feats: Features, real_cls: torch.Tensor, batch: Batch, power: float) -> list[torch.Tensor]:
+    """Per-class means of the real attention maps (one per SAM layer) and of the embeddings, [K, ·] each.
+
+    The class sums are accumulated in float64 and summed over ``torchrun`` ranks when each rank holds a share
+    (``real_cls``: the class of each of this rank's rows), so the float32 means do not depend on how the real
+    batch was split; ``batch.real_avg`` gives the per-class counts of the whole batch."""
+    parts = sam_maps(real_feats, power) + [real_feats.embedding.float()]
+    widths = [p.shape[1] for p in parts]
+    sums = torch.zeros(batch.real_avg.shape[0], sum(widths), dtype=torch.float64, device=real_cls.device)
+    sums.index_add_(0, real_cls, torch.cat(parts, 1).double())
+    counts = batch.real_avg.count_nonzero(1).clamp_min(1)
+    return list((distributed.all_reduce_sum(sums) / counts[:, None]).float().split(widths, 1))
+
+
+def datadam_loss(real_feats: Features, syn_feats: Features, batch: Batch, cfg: DataDAMConfig,
+                 real_cls: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(L, L_SAM, L_MMD)`` from the features of the real batch (or this rank's share of it, with its classes
+    ``real_cls``) and of the synthetic batch (module docstring)."""
+    means = real_class_means(real_feats, batch.real_cls if real_cls is None else real_cls, batch, cfg.attention_power)
     sam = torch.zeros((), device=syn_feats.embedding.device)
-    for ar, as_ in zip(sam_maps(real_feats, cfg.attention_power), sam_maps(syn_feats, cfg.attention_power)):
-        sam = sam + mean_matching(ar, as_, *avg)
-    mmd = mean_matching(real_feats.embedding.float(), syn_feats.embedding.float(), *avg)
+    for real_mean, as_ in zip(means[:-1], sam_maps(syn_feats, cfg.attention_power)):
+        sam = sam + mean_matching(real_mean, as_, batch.syn_avg)
+    mmd = mean_matching(means[-1], syn_feats.embedding.float(), batch.syn_avg)
     return cfg.w_sam * sam + cfg.w_mmd * mmd, sam, mmd
 
 
 def matching_loss(net: torch.nn.Module, real: torch.Tensor, syn: torch.Tensor, batch: Batch, cfg: DataDAMConfig,
-                  dsa: DSA | None = None, generator: torch.Generator | None = None
-                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One iteration's loss: per-class Siamese DSA, one forward for all real images (no gradient) and one for
-    all synthetic images (with gradient), then :func:`datadam_loss`."""
+                  dsa: DSA | None = None, generator: torch.Generator | None = None,
+                  real_cls: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One iteration's loss: per-class Siamese DSA, one forward for the real images (no gradient) and one for
+    all synthetic images (with gradient), then :func:`datadam_loss`.
+
+    Under ``torchrun`` ``real`` is this rank's share of the real batch (classes ``real_cls``; default: the whole
+    batch, ``batch.real_cls``): batch-norm statistics (:func:`batch_statistics`) and class sums are taken
+    over every rank's share, every rank computes the same loss against the whole synthetic set, and the result is
+    the single-process one bit for bit (float64 sums)."""
+    real_cls = batch.real_cls if real_cls is None else real_cls
     if dsa is not None and dsa.enabled:
         params = dsa.draw(batch.real_avg.shape[0], real.shape[2:], generator)
-        real = dsa.apply(real, params, batch.real_cls)
+        real = dsa.apply(real, params, real_cls)
         syn = dsa.apply(syn, params, batch.syn_cls)
     if cfg.channels_last:
         real = real.contiguous(memory_format=torch.channels_last)
         syn = syn.contiguous(memory_format=torch.channels_last)
-    with torch.no_grad():
+    with torch.no_grad(), batch_statistics(net, across_ranks=True):
         _, real_feats = net(real, return_features=True)
-    _, syn_feats = net(syn, return_features=True)
-    return datadam_loss(real_feats, syn_feats, batch, cfg)
+    with batch_statistics(net, across_ranks=False):  # every rank holds the whole synthetic set
+        _, syn_feats = net(syn, return_features=True)
+    return datadam_loss(real_feats, syn_feats, batch, cfg, real_cls)
+
+
+@contextmanager
+def batch_statistics(net: torch.nn.Module, *, across_ranks: bool) -> Iterator[None]:
+    """While the block runs, every ``BatchNorm2d`` of ``net`` normalises with the mean and (biased) variance of the
+    batch, as training-mode batch norm does, with the sums taken in float64 (the same statistics in whatever order
+    the values are added) and, with ``across_ranks``, over every ``torchrun`` rank's share of the batch. The real
+    and the synthetic forward share this arithmetic, so identical images give identical features. Two sums per
+    layer cross the ranks: the per-channel sum and count, then the squared deviations."""
+    reduce = distributed.all_reduce_sum if across_ranks else (lambda t: t)
+
+    def forward(module: torch.nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
+        c = x.shape[1]
+        first = reduce(torch.cat([x.sum((0, 2, 3), dtype=torch.float64),
+                                  x.new_tensor([x.numel() / c], dtype=torch.float64)]))
+        mean = first[:c] / first[c]
+        var = reduce((x - mean.to(x.dtype).view(1, c, 1, 1)).pow(2).sum((0, 2, 3), dtype=torch.float64)) / first[c]
+        inv = torch.rsqrt(var + module.eps).to(x.dtype)
+        scale = module.weight * inv if module.affine else inv
+        shift = module.bias - mean.to(x.dtype) * scale if module.affine else -mean.to(x.dtype) * scale
+        return x * scale.view(1, c, 1, 1) + shift.view(1, c, 1, 1)
+
+    patched = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for m in patched:
+        m.forward = forward.__get__(m)
+    try:
+        yield
+    finally:
+        for m in patched:
+            del m.forward
 
 
 class RealSampler:
@@ -347,6 +402,8 @@ class DataDAM(Method):
 
         sampler = RealSampler(y, k, cfg.batch_real)
         batch = Batch.of(sampler.classes, syn_labels, k)
+        positions = torch.arange(sampler.classes.numel(), device=dev)  # of the class-major real batch
+        shard = positions[positions % distributed.world_size() == distributed.rank()]  # this rank's (all of them)
 
         identity = {"config": {key: v for key, v in to_dict(cfg).items() if key != "iterations"},
                     "data": data.fingerprint, "seed": seed, "device": dev.type, "num_classes": k}
@@ -356,8 +413,9 @@ class DataDAM(Method):
         with Meter(dev) as meter:
             for _ in ckpt.loop(cfg.iterations, desc="datadam"):
                 default_init_(net, gen)
-                real = x[sampler.draw(gen)]
-                loss, sam, mmd = matching_loss(net, real, syn, batch, cfg, dsa, gen)
+                # under torchrun this rank's share of the real batch (every rank draws the same indices)
+                real = x[sampler.draw(gen)[shard]]
+                loss, sam, mmd = matching_loss(net, real, syn, batch, cfg, dsa, gen, sampler.classes[shard])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

@@ -82,7 +82,7 @@ def test_mmd_weight_and_value():
     real = torch.tensor([[1.0, 2.0], [3.0, 2.0], [0.0, 0.0]])  # class means [2, 2] and [0, 0]
     syn = torch.tensor([[2.0, 5.0], [1.0, -1.0]])  # deltas [0, -3] and [-1, 1]
     batch = Batch.of(torch.tensor([0, 0, 1]), torch.tensor([0, 1]), 2)
-    assert float(mean_matching(real, syn, batch.real_avg, batch.syn_avg)) == pytest.approx(9.0 + 2.0)
+    assert float(mean_matching(batch.real_avg @ real, syn, batch.syn_avg)) == pytest.approx(9.0 + 2.0)
     feats = lambda e: Features((torch.zeros(e.shape[0], 1, 1, 1),), e)  # noqa: E731 (no SAM layer)
     loss, sam, mmd = datadam_loss(feats(real), feats(syn), batch, cfg)
     assert float(sam) == 0.0 and float(mmd) == pytest.approx(11.0) and float(loss) == pytest.approx(11.0)
