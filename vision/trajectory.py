@@ -86,6 +86,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
+from condense import distributed
 from condense.artifacts import ImageSet
 from condense.checkpoint import Checkpointer, Counter, NonFiniteLossError
 from condense.config import require, to_dict
@@ -301,6 +302,19 @@ class InnerPlan:
     dsa: DSA | None = None
     momentum: float = 0.0
     keep_graph_from: int = 0  # steps i >= this keep their second-order graph (truncation)
+    totals: list[int] | None = None  # under torchrun: each step's whole minibatch size (batches hold this rank's part)
+
+    def total(self, i: int) -> int:
+        """The size of step i's whole minibatch (the inner loss is its mean)."""
+        return self.batches[i].shape[0] if self.totals is None else self.totals[i]
+
+    def shard(self, part) -> "InnerPlan":
+        """This rank's part of every minibatch: the samples at positions p with ``part.owns(p)``, with their DSA
+        parameters (every rank drew the same plan from the shared generator)."""
+        keep = [torch.arange(b.shape[0], device=b.device) % part.count == part.index - 1 for b in self.batches]
+        return InnerPlan([b[k] for b, k in zip(self.batches, keep)],
+                         [None if a is None else DSAParams(*(t[k] for t in a)) for a, k in zip(self.augment, keep)],
+                         self.dsa, self.momentum, self.keep_graph_from, [b.shape[0] for b in self.batches])
 
     @property
     def steps(self) -> int:
@@ -331,9 +345,20 @@ class InnerPlan:
         return cls(batches, augment, dsa if dsa is not None and dsa.enabled else None, momentum, keep_from)
 
 
-def _inner_loss(student: FunctionalNet, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, balance: float) -> torch.Tensor:
-    loss = F.cross_entropy(student(x, theta), y)
+def _inner_loss(student: FunctionalNet, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, balance: float,
+                total: int) -> torch.Tensor:
+    """β_t times the cross-entropy summed over ``x`` and divided by the whole minibatch size ``total`` (the mean
+    when ``x`` is the whole minibatch; one rank's share of it under ``torchrun``)."""
+    loss = F.cross_entropy(student(x, theta), y, reduction="sum") / total
     return loss * balance if balance != 1.0 else loss
+
+
+def _step_gradient(loss: torch.Tensor, theta: torch.Tensor, create_graph: bool) -> torch.Tensor:
+    """∇_θ of the inner loss, summed over ``torchrun`` ranks (differentiably when the graph is kept)."""
+    (g,) = torch.autograd.grad(loss, theta, create_graph=create_graph)
+    if not distributed.active():
+        return g
+    return distributed.differentiable_sum(g) if create_graph else distributed.all_reduce_sum(g.detach())
 
 
 def unroll(student: FunctionalNet, segment: Segment, images: torch.Tensor, labels: torch.Tensor, alpha: torch.Tensor,
@@ -345,8 +370,8 @@ def unroll(student: FunctionalNet, segment: Segment, images: torch.Tensor, label
     for i, idx in enumerate(plan.batches):
         keep = plan.keeps_graph(i)
         src = images if keep else images.detach()
-        loss = _inner_loss(student, theta, plan.inputs(i, src[idx]), labels[idx], segment.balance)
-        (g,) = torch.autograd.grad(loss, theta, create_graph=keep)
+        loss = _inner_loss(student, theta, plan.inputs(i, src[idx]), labels[idx], segment.balance, plan.total(i))
+        g = _step_gradient(loss, theta, keep)
         b = g if b is None or plan.momentum == 0 else plan.momentum * b + g
         theta = theta - alpha * b
         states.append(theta)
@@ -365,14 +390,22 @@ def segment_loss(states: Sequence[torch.Tensor], segment: Segment) -> torch.Tens
 def meta_gradient(student: FunctionalNet, segment: Segment, images: torch.Tensor, labels: torch.Tensor,
                   alpha: torch.Tensor, plan: InnerPlan, *, checkpoint: bool = False
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(L, ∂L/∂S, ∂L/∂α)`` of one iteration; ``checkpoint`` rebuilds one step at a time (same values)."""
+    """``(L, ∂L/∂S, ∂L/∂α)`` of one iteration; ``checkpoint`` rebuilds one step at a time (same values).
+
+    Under ``torchrun`` give every rank the same plan: each rank unrolls its share of every minibatch
+    (:meth:`InnerPlan.shard`), the inner gradients are summed across ranks, and the returned meta-gradient is the
+    whole one on every rank."""
+    if distributed.active() and plan.totals is None:
+        plan = plan.shard(distributed.my_shard())
     if checkpoint:
         return _checkpointed_meta_gradient(student, segment, images, labels, alpha, plan)
     images = images if images.requires_grad else images.detach().requires_grad_(True)
     alpha = alpha if alpha.requires_grad else alpha.detach().requires_grad_(True)
     loss = segment_loss(unroll(student, segment, images, labels, alpha, plan), segment)
-    d_images, d_alpha = torch.autograd.grad(loss, (images, alpha))
-    return loss.detach(), d_images, d_alpha
+    # every rank holds the same L; the all-reduce in each inner step sums its ranks' gradients on the way back,
+    # so each rank differentiates L / world size and the shares are summed
+    d_images, d_alpha = torch.autograd.grad(loss / distributed.world_size(), (images, alpha))
+    return loss.detach(), distributed.all_reduce_sum(d_images), distributed.all_reduce_sum(d_alpha)
 
 
 def _checkpointed_meta_gradient(student: FunctionalNet, segment: Segment, images: torch.Tensor, labels: torch.Tensor,
@@ -383,9 +416,10 @@ def _checkpointed_meta_gradient(student: FunctionalNet, segment: Segment, images
     s = images.detach()
 
     def step_gradient(i: int, theta: torch.Tensor, create_graph: bool, batch: torch.Tensor):
+        """This rank's share of ∇_θ ℓ_i (all of it in a single process)."""
         idx = plan.batches[i]
         with torch.enable_grad():
-            loss = _inner_loss(student, theta, plan.inputs(i, batch), labels[idx], segment.balance)
+            loss = _inner_loss(student, theta, plan.inputs(i, batch), labels[idx], segment.balance, plan.total(i))
             (g,) = torch.autograd.grad(loss, theta, create_graph=create_graph)
         return g
 
@@ -394,7 +428,7 @@ def _checkpointed_meta_gradient(student: FunctionalNet, segment: Segment, images
     moments: list[torch.Tensor] = []
     b = None
     for i, idx in enumerate(plan.batches):
-        g = step_gradient(i, thetas[-1].detach().requires_grad_(True), False, s[idx])
+        g = distributed.all_reduce_sum(step_gradient(i, thetas[-1].detach().requires_grad_(True), False, s[idx]))
         b = g if b is None or mu == 0 else mu * b + g
         if mu != 0:
             moments.append(b)
@@ -422,16 +456,17 @@ def _checkpointed_meta_gradient(student: FunctionalNet, segment: Segment, images
             batch = s[idx].requires_grad_(True)
             g = step_gradient(i, theta, True, batch)
             h_theta, h_batch = torch.autograd.grad(g, (theta, batch), grad_outputs=adj_g)
-            b_i = moments[i] if mu != 0 else g.detach()
+            b_i = moments[i] if mu != 0 else distributed.all_reduce_sum(g.detach())
             d_images.index_add_(0, idx, h_batch)
-            next_adj = adj_theta + h_theta
+            next_adj = adj_theta + distributed.all_reduce_sum(h_theta)  # H_i ā summed over the ranks' shares
         else:
-            b_i = moments[i] if mu != 0 else step_gradient(i, thetas[i].detach().requires_grad_(True), False, s[idx])
+            b_i = moments[i] if mu != 0 else distributed.all_reduce_sum(
+                step_gradient(i, thetas[i].detach().requires_grad_(True), False, s[idx]))
             next_adj = adj_theta
         d_alpha = d_alpha - (adj_theta * b_i).sum()
         adj_b = adj_g
         adj_theta = next_adj + direct[i] if i in direct else next_adj
-    return loss, d_images, d_alpha.reshape(alpha.shape)
+    return loss, distributed.all_reduce_sum(d_images), d_alpha.reshape(alpha.shape)
 
 
 # -- initialisation ------------------------------------------------------------------------------------
