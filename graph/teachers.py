@@ -37,7 +37,7 @@ import math
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, NamedTuple
+from typing import Any, Callable, Literal, Mapping, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -153,19 +153,28 @@ class NodeMLP(nn.Module):
 
 
 class _ConvStack(nn.Module):
-    """Graph convolutions with conv -> ReLU -> dropout between them (no input dropout): GCN and SAGE."""
+    """Graph convolutions with conv -> ReLU -> dropout between them (no input dropout): GCN and SAGE.
+
+    ``layer(i, h, edge_index)`` is layer i with its activation; the forward chains them, and layer-wise inference
+    (:func:`condense.graph.sampling.layerwise_logits`) runs them one at a time over chunks of nodes."""
 
     def __init__(self, convs: list[nn.Module], dropout: float):
         super().__init__()
         self.convs = nn.ModuleList(convs)
         self.dropout = nn.Dropout(dropout)
 
+    @property
+    def depth(self) -> int:
+        return len(self.convs)
+
+    def layer(self, i: int, h: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None) -> Tensor:
+        h = self.convs[i](h, edge_index)
+        return self.dropout(F.relu(h)) if i < len(self.convs) - 1 else h
+
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         h = x
-        for i, conv in enumerate(self.convs):
-            h = conv(h, edge_index)
-            if i < len(self.convs) - 1:
-                h = self.dropout(F.relu(h))
+        for i in range(self.depth):
+            h = self.layer(i, h, edge_index)
         return h
 
 
@@ -175,6 +184,27 @@ class GCN(_ConvStack):
     def __init__(self, in_dim: int, hidden: int, out_dim: int, num_layers: int, dropout: float = 0.5):
         super().__init__([GCNConv(a, b, add_self_loops=False, normalize=True)
                           for a, b in _widths(in_dim, hidden, out_dim, num_layers)], dropout)
+
+    @staticmethod
+    def edge_norm(graph) -> Tensor:
+        """:math:`1/\\sqrt{\\hat d_u \\hat d_v}` of every in-edge (u -> v) of a
+        :class:`~condense.graph.sampling.InEdges` graph, from the whole graph's degrees."""
+        inv = graph.degree.float().clamp_min(1).rsqrt()
+        target = torch.repeat_interleave(torch.arange(graph.num_nodes, device=inv.device), graph.degree)
+        return inv[graph.source] * inv[target]
+
+    def layer(self, i: int, h: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None) -> Tensor:
+        """Layer i; with ``edge_weight`` (the whole graph's :meth:`edge_norm` of these edges) the conv uses it as
+        is instead of normalising by the degrees of the subgraph it is given."""
+        if edge_weight is None:
+            return super().layer(i, h, edge_index)
+        conv = self.convs[i]
+        conv.normalize = False
+        try:
+            h = conv(h, edge_index, edge_weight)
+        finally:
+            conv.normalize = True
+        return self.dropout(F.relu(h)) if i < len(self.convs) - 1 else h
 
 
 class SAGEGCNConv(MessagePassing):
@@ -231,12 +261,20 @@ class GAT(nn.Module):
                                   dropout=attn_dropout, add_self_loops=False))
         self.dropout = nn.Dropout(dropout)
 
+    @property
+    def depth(self) -> int:
+        return len(self.convs)
+
+    def layer(self, i: int, h: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None) -> Tensor:
+        """Layer i (feature dropout, attention, ReLU after hidden layers); the attention softmax runs over each
+        target's in-edges, so a chunk of targets with all their in-neighbours gives the full-graph values."""
+        h = self.convs[i](self.dropout(h), edge_index)
+        return F.relu(h) if i < len(self.convs) - 1 else h
+
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         h = x
-        for i, conv in enumerate(self.convs):
-            h = conv(self.dropout(h), edge_index)
-            if i < len(self.convs) - 1:
-                h = F.relu(h)
+        for i in range(self.depth):
+            h = self.layer(i, h, edge_index)
         return h
 
 
@@ -266,6 +304,10 @@ def teacher_names() -> tuple[str, ...]:
 
 
 # -- configuration ----------------------------------------------------------------------------------
+#: neighbours sampled per hop by default: (15, 10, 5) as PyG's large-graph examples use for three layers
+DEFAULT_FANOUTS: tuple[int, ...] = (15, 10, 5)
+
+
 @dataclass
 class TeacherConfig:
     """A teacher's architecture and training protocol (defaults: the FF-G2M reference's fixed settings)."""
@@ -283,6 +325,11 @@ class TeacherConfig:
     weight_decay: float = 5e-4
     max_epochs: int = 500
     patience: int = 50
+    sampling: Literal["auto", "full", "neighbors"] = "auto"  # auto: neighbors past large_graph_edges edges
+    fanouts: tuple[int, ...] | None = None  # per layer; None: DEFAULT_FANOUTS[:num_layers] (then 5 per layer)
+    batch_size: int = 1024  # seed nodes per sampled minibatch
+    inference_batch_size: int = 16384  # target nodes per chunk of layer-wise inference
+    large_graph_edges: int = 5_000_000  # E+ above which "auto" samples
 
     def __post_init__(self):
         require(self.arch in teacher_names(), "arch", f"expected one of {', '.join(teacher_names())}, got {self.arch!r}")
@@ -299,6 +346,27 @@ class TeacherConfig:
         require(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
         require(self.max_epochs >= 1, "max_epochs", f"must be >= 1, got {self.max_epochs}")
         require(self.patience >= 1, "patience", f"must be >= 1, got {self.patience}")
+        require(self.sampling in ("auto", "full", "neighbors"), "sampling",
+                f"expected auto, full or neighbors, got {self.sampling!r}")
+        if self.fanouts is not None:
+            self.fanouts = tuple(self.fanouts)
+            require(len(self.fanouts) == self.num_layers and all(isinstance(k, int) and (k >= 1 or k == -1)
+                                                                 for k in self.fanouts), "fanouts",
+                    f"expected {self.num_layers} integers (one per layer), each >= 1 or -1 for all neighbours, "
+                    f"got {self.fanouts!r}")
+        for key in ("batch_size", "inference_batch_size", "large_graph_edges"):
+            require(isinstance(getattr(self, key), int) and getattr(self, key) >= 1, key,
+                    f"must be a positive integer, got {getattr(self, key)!r}")
+
+    def layer_fanouts(self) -> tuple[int, ...]:
+        """The neighbours sampled per node at each hop (``fanouts``, or the defaults for ``num_layers``)."""
+        if self.fanouts is not None:
+            return self.fanouts
+        return (DEFAULT_FANOUTS + (DEFAULT_FANOUTS[-1],) * self.num_layers)[:self.num_layers]
+
+    def samples(self, num_edges: int) -> bool:
+        """Whether training on a graph of ``num_edges`` edges (E+) uses neighbour-sampled minibatches."""
+        return self.sampling == "neighbors" or (self.sampling == "auto" and num_edges > self.large_graph_edges)
 
 
 def build_teacher(cfg: TeacherConfig, in_dim: int, out_dim: int) -> nn.Module:
@@ -442,6 +510,9 @@ def train_teacher(model: nn.Module, x: Tensor, y: Tensor, edge_index: Tensor, tr
     """
     model = model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.samples(edge_index.shape[1]):
+        return _train_sampled(model, opt, x, y, edge_index, train_idx, val_idx, test_idx, cfg, device=device,
+                              run_dir=run_dir, identity=identity, desc=desc)
     y_train, y_val, y_test = y[train_idx], y[val_idx], y[test_idx]
 
     def train_step(epoch: int) -> Tensor:
@@ -469,3 +540,76 @@ def train_teacher(model: nn.Module, x: Tensor, y: Tensor, edge_index: Tensor, tr
     elapsed = time.perf_counter() - t0
     return TeacherResult(model, logits, stopper.best_val, stopper.metrics.get("test", float("nan")),
                          stopper.best_epoch, stopper.best_epoch + stopper.bad_epochs + 1, elapsed)
+
+
+def _train_sampled(model: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Tensor, edge_index: Tensor,
+                   train_idx: Tensor, val_idx: Tensor, test_idx: Tensor, cfg: TeacherConfig, *, device: torch.device,
+                   run_dir, identity, desc: str) -> TeacherResult:
+    """:func:`train_teacher` on neighbour-sampled minibatches (:mod:`condense.graph.sampling`).
+
+    An epoch is one pass over the training nodes in shuffled batches of ``cfg.batch_size`` seeds, each step the
+    cross-entropy of the seeds' outputs. Early stopping reads the validation accuracy on sampled neighbourhoods
+    drawn with the same seed every epoch (comparable across epochs); the returned logits, validation and test
+    accuracies come from exact layer-wise inference over the whole graph. The sampling seed is drawn from torch's
+    default generator, so a seeded run is reproducible."""
+    from condense.graph.sampling import InEdges, NeighborBatches, UniformNeighborSampler, layerwise_logits
+    from condense.progress import get_logger
+
+    seed = int(torch.randint(2**62, (1,)))
+    batches = NeighborBatches(x, y, edge_index, cfg.layer_fanouts())
+    get_logger().info("%s: neighbour-sampled training (fan-outs %s, %d seeds per batch, %s sampler)", desc,
+                      batches.fanouts, cfg.batch_size, batches.sampler)
+    train_loader = batches.loader(train_idx, batch_size=cfg.batch_size, shuffle=True, seed=seed)
+    held_out = torch.cat([val_idx, test_idx])
+    n_val = val_idx.numel()
+
+    def train_step(epoch: int) -> Tensor:
+        model.train()
+        total, steps = torch.zeros((), device=device), 0
+        for batch in train_loader:
+            batch = batch.to(device)
+            opt.zero_grad(set_to_none=True)
+            out = model(batch.x, batch.edge_index)[:batch.batch_size]
+            loss = F.cross_entropy(out, batch.y[:batch.batch_size])
+            loss.backward()
+            opt.step()
+            total, steps = total + loss.detach(), steps + 1
+        return total / steps
+
+    @torch.no_grad()
+    def evaluate() -> dict[str, Tensor]:
+        model.eval()
+        with torch.random.fork_rng(devices=[]):  # the same neighbourhoods every epoch, whichever sampler
+            torch.default_generator.manual_seed(seed + 1)
+            outs = [model(b.x.to(device), b.edge_index.to(device))[:b.batch_size]
+                    for b in batches.loader(held_out, batch_size=cfg.inference_batch_size, shuffle=False, seed=seed + 1)]
+        out, y_held = torch.cat(outs), y[held_out]
+        return {"val": accuracy(out[:n_val], y_held[:n_val]), "test": accuracy(out[n_val:], y_held[n_val:])}
+
+    # the seeds' order and (with the PyTorch sampler) the neighbour draws decide the future: checkpointed too
+    draws = {"order": train_loader.generator}
+    if isinstance(getattr(train_loader, "node_sampler", None), UniformNeighborSampler):
+        draws["draws"] = train_loader.node_sampler.generator
+    t0 = time.perf_counter()
+    stopper = fit_early_stopping(model, opt, train_step, evaluate, max_epochs=cfg.max_epochs,
+                                 patience=cfg.patience, device=device, run_dir=run_dir, identity=identity, desc=desc,
+                                 extra_state=draws)
+    model.eval()
+    graph = batches.graph if batches.graph is not None else InEdges(edge_index, x.shape[0])
+    logits = layerwise_logits(model, x, edge_index, batch_size=cfg.inference_batch_size, graph=graph).detach()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elapsed = time.perf_counter() - t0
+    val, test = accuracy(logits[val_idx], y[val_idx]), accuracy(logits[test_idx], y[test_idx])
+    return TeacherResult(model, logits, float(val), float(test), stopper.best_epoch,
+                         stopper.best_epoch + stopper.bad_epochs + 1, elapsed, extra={"sampled_val": stopper.best_val})
+
+
+def predict(model: nn.Module, x: Tensor, edge_index: Tensor, cfg: TeacherConfig) -> Tensor:
+    """A teacher's outputs for every node in its current mode: layer-wise (:func:`condense.graph.sampling.
+    layerwise_logits`) on a graph that ``cfg`` samples, else one full-graph forward."""
+    if cfg.samples(edge_index.shape[1]):
+        from condense.graph.sampling import layerwise_logits
+
+        return layerwise_logits(model, x, edge_index, batch_size=cfg.inference_batch_size)
+    return model(x, edge_index)

@@ -23,7 +23,12 @@ class G2MConfig:
     ``gnn_dropout`` in the teacher. ``lam`` weighs the label loss, ``tau`` is the high-frequency temperature.
     ``split="auto"`` uses the graph's masks when it has them (Planetoid public split), else a random split of
     ``split_train_per_class`` / ``split_val`` / ``split_test`` nodes drawn per seed. ``feature_norm="auto"``
-    row-normalises Planetoid features (as DGL's loaders do). ``edge_batch_size=0`` trains full batch.
+    row-normalises Planetoid features (as DGL's loaders do). ``edge_batch_size=0`` trains the student full batch.
+
+    Large graphs: past ``large_graph_edges`` edges (E+, self-loops included) the teacher trains on neighbour-sampled
+    minibatches of ``teacher_batch_size`` seed nodes with ``fanouts`` neighbours per hop and its outputs come from
+    layer-wise inference over chunks of ``inference_batch_size`` nodes (``teacher_sampling`` forces either way), and
+    a full-batch student (``edge_batch_size=0``) trains on minibatches of ``large_edge_batch_size`` edges.
     """
 
     teacher: str = "gcn"  # gcn, sage, gat, appnp or a name registered with condense.graph.teachers.register
@@ -53,6 +58,12 @@ class G2MConfig:
     feature_norm: Literal["auto", "row", "none"] = "auto"
     symmetrise: bool = True
     edge_batch_size: int = 0
+    teacher_sampling: Literal["auto", "full", "neighbors"] = "auto"
+    fanouts: tuple[int, ...] | None = None  # per teacher layer; None: (15, 10, 5)[:num_layers]
+    teacher_batch_size: int = 1024
+    inference_batch_size: int = 16384
+    large_graph_edges: int = 5_000_000
+    large_edge_batch_size: int = 131_072
     checkpoint_every: int = 50
 
     def __post_init__(self):
@@ -68,6 +79,8 @@ class G2MConfig:
             require(getattr(self, key) >= 1, key, f"must be >= 1, got {getattr(self, key)}")
         require(self.edge_batch_size >= 0, "edge_batch_size", f"must be >= 0 (0 = full batch), got {self.edge_batch_size}")
         require(self.checkpoint_every >= 1, "checkpoint_every", f"must be >= 1, got {self.checkpoint_every}")
+        require(isinstance(self.large_edge_batch_size, int) and self.large_edge_batch_size >= 1,
+                "large_edge_batch_size", f"must be a positive integer, got {self.large_edge_batch_size!r}")
         self.teacher_config()  # validates the teacher fields (GAT widths, dropouts, ...)
 
     def teacher_config(self) -> TeacherConfig:
@@ -75,4 +88,12 @@ class G2MConfig:
                              dropout=self.gnn_dropout, heads=self.heads, attn_dropout=self.attn_dropout,
                              negative_slope=self.negative_slope, appnp_k=self.appnp_k, appnp_alpha=self.appnp_alpha,
                              lr=self.teacher_lr, weight_decay=self.weight_decay, max_epochs=self.max_epochs,
-                             patience=self.patience)
+                             patience=self.patience, sampling=self.teacher_sampling, fanouts=self.fanouts,
+                             batch_size=self.teacher_batch_size, inference_batch_size=self.inference_batch_size,
+                             large_graph_edges=self.large_graph_edges)
+
+    def student_edge_batch(self, num_edges: int) -> int:
+        """Edges per student step on a graph of ``num_edges`` edges (E+); 0 = full batch."""
+        if self.edge_batch_size == 0 and num_edges > self.large_graph_edges:
+            return self.large_edge_batch_size
+        return self.edge_batch_size

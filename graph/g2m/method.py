@@ -145,10 +145,11 @@ def student_artifact(problem: NodeProblem, t: TeacherOutcome, s: StudentOutcome,
                       "test": int(p.split.test.numel()), "test_ind": int(p.test_ind.numel())},
             "teacher": {"arch": t.arch, "val_acc": t.val_acc, "test_acc": t.test_acc, "test_ind_acc": t.test_ind_acc,
                         "best_epoch": t.best_epoch, "epochs_run": t.epochs_run, "train_time_s": t.train_time_s,
-                        "params": t.params},
+                        "params": t.params, "training": t.training},
             "student": {"mode": s.mode, "val_acc": s.val_acc, "test_acc": s.test_acc, "test_ind_acc": s.test_ind_acc,
                         "best_epoch": s.best_epoch, "epochs_run": s.epochs_run, "train_time_s": s.train_time_s,
-                        "params": params, "num_layers": s.model.num_layers, "hidden": s.model.hidden},
+                        "params": params, "num_layers": s.model.num_layers, "hidden": s.model.hidden,
+                        "edge_batch": s.edge_batch},
         },
     )
 

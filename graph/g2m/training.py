@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Iterator, Mapping, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -14,7 +14,15 @@ from torch import Tensor, nn
 from condense.graph.g2m.config import MODES, G2MConfig
 from condense.graph.g2m.losses import MODE_TERMS, g2m_loss
 from condense.graph.g2m.problem import NodeProblem
-from condense.graph.teachers import NodeMLP, accuracy, build_teacher, fit_early_stopping, student_for, train_teacher
+from condense.graph.teachers import (
+    NodeMLP,
+    accuracy,
+    build_teacher,
+    fit_early_stopping,
+    predict,
+    student_for,
+    train_teacher,
+)
 from condense.runtime import generator
 
 
@@ -33,6 +41,7 @@ class TeacherOutcome:
     params: int
     arch: str
     model: nn.Module | None = None
+    training: str = "full"  # "neighbors" when trained on sampled minibatches (outputs from layer-wise inference)
 
 
 def teach(problem: NodeProblem, cfg: G2MConfig, teacher: Any = None, *, device: torch.device,
@@ -74,7 +83,7 @@ def teach(problem: NodeProblem, cfg: G2MConfig, teacher: Any = None, *, device: 
     else:
         model.eval()
         with torch.no_grad():
-            z = model(x_obs, edges).detach().float()
+            z = predict(model, x_obs, edges, tcfg).detach().float()
         if z.shape != (x_obs.shape[0], p.num_classes):
             raise ValueError(f"the teacher module returned logits of shape {list(z.shape)}, expected "
                              f"[{x_obs.shape[0]}, {p.num_classes}]")
@@ -84,10 +93,11 @@ def teach(problem: NodeProblem, cfg: G2MConfig, teacher: Any = None, *, device: 
     if p.setting == "inductive":
         model.eval()
         with torch.no_grad():  # the held-out nodes' accuracy is measured on the full graph
-            full_logits = model(p.x, p.full.edges_plus)
+            full_logits = predict(model, p.x, p.full.edges_plus, tcfg)
         test_ind = float(accuracy(full_logits[p.test_ind], p.y[p.test_ind]))
     params = sum(t.numel() for t in model.parameters())
-    return TeacherOutcome(z, val, test, test_ind, best, epochs, elapsed, params, arch, model)
+    training = "neighbors" if train and tcfg.samples(edges.shape[1]) else "full"
+    return TeacherOutcome(z, val, test, test_ind, best, epochs, elapsed, params, arch, model, training)
 
 
 # -- student stage -----------------------------------------------------------------------------------
@@ -107,9 +117,9 @@ def _full_batch(mode: str, p: NodeProblem) -> _Batch:
     return _Batch(None, p.train, p.obs_graph.edges_plus, p.obs_graph.edges, None)
 
 
-def _edge_batches(mode: str, p: NodeProblem, batch_size: int, gen: torch.Generator) -> list[_Batch]:
-    """Seeded edge-subset minibatches covering E+ (and E, and the nodes for GLNN) once per epoch; the label loss
-    uses every training node in every step."""
+def _edge_batches(mode: str, p: NodeProblem, batch_size: int, gen: torch.Generator) -> Iterator[_Batch]:
+    """Seeded edge-subset minibatches covering E+ (and E, and the nodes for GLNN) once per epoch, made one at a
+    time; the label loss uses every training node in every step."""
     terms = MODE_TERMS[mode]
     g, dev = p.obs_graph, p.train.device
     steps = max(1, math.ceil(g.edges_plus.shape[1] / batch_size))
@@ -117,7 +127,6 @@ def _edge_batches(mode: str, p: NodeProblem, batch_size: int, gen: torch.Generat
     plus = pick(g.edges_plus.shape[1]) if "lfd" in terms else [None] * steps
     plain = pick(g.edges.shape[1]) if "hfd" in terms else [None] * steps
     kd = pick(g.num_nodes) if "kd" in terms else [None] * steps
-    batches = []
     for cp, ce, ck in zip(plus, plain, kd):
         parts = [p.train]
         ep = g.edges_plus[:, cp] if cp is not None else None
@@ -129,8 +138,7 @@ def _edge_batches(mode: str, p: NodeProblem, batch_size: int, gen: torch.Generat
         lp = pieces.pop(0).view(2, -1) if ep is not None else None
         le = pieces.pop(0).view(2, -1) if ee is not None else None
         lk = pieces.pop(0) if ck is not None else None
-        batches.append(_Batch(nodes, train, lp, le, lk))
-    return batches
+        yield _Batch(nodes, train, lp, le, lk)
 
 
 @dataclass
@@ -145,6 +153,7 @@ class StudentOutcome:
     best_epoch: int
     epochs_run: int
     train_time_s: float
+    edge_batch: int = 0  # edges per step (0: full batch)
 
     def headline(self) -> float:
         """The number a run reports: test accuracy (transductive) or held-out accuracy (inductive)."""
@@ -165,14 +174,13 @@ def distil(problem: NodeProblem, teacher: TeacherOutcome, cfg: G2MConfig, *, mod
     eval_idx = torch.cat([p.val, p.test])
     n_val = p.val.numel()
     gen = generator(seed, device)
-    minibatch = cfg.edge_batch_size > 0 and mode != "mlp"
-    static = None if minibatch else [_full_batch(mode, p)]
+    edge_batch = cfg.student_edge_batch(p.obs_graph.edges_plus.shape[1])
+    static = None if edge_batch > 0 and mode != "mlp" else [_full_batch(mode, p)]
 
     def train_step(epoch: int) -> Tensor:
         student.train()
-        total = torch.zeros((), device=device)
-        batches = static or _edge_batches(mode, p, cfg.edge_batch_size, gen)
-        for b in batches:
+        total, steps = torch.zeros((), device=device), 0
+        for b in static or _edge_batches(mode, p, edge_batch, gen):
             opt.zero_grad(set_to_none=True)
             if b.nodes is None:
                 h, zb, yb = student(x), z, y
@@ -182,8 +190,8 @@ def distil(problem: NodeProblem, teacher: TeacherOutcome, cfg: G2MConfig, *, mod
                             kd_nodes=b.kd_nodes)
             loss.backward()
             opt.step()
-            total = total + loss.detach()
-        return total / len(batches)
+            total, steps = total + loss.detach(), steps + 1
+        return total / steps
 
     @torch.no_grad()
     def evaluate() -> dict[str, Tensor]:
@@ -205,4 +213,5 @@ def distil(problem: NodeProblem, teacher: TeacherOutcome, cfg: G2MConfig, *, mod
     elapsed = time.perf_counter() - t0
     student.eval()
     return StudentOutcome(student, mode, stopper.best_val, stopper.metrics["test"], stopper.metrics.get("test_ind"),
-                          stopper.best_epoch, stopper.best_epoch + stopper.bad_epochs + 1, elapsed)
+                          stopper.best_epoch, stopper.best_epoch + stopper.bad_epochs + 1, elapsed,
+                          0 if static else edge_batch)

@@ -361,7 +361,7 @@ def test_user_module_teacher_used_as_is_when_not_trained():
 def test_edge_batches_cover_every_row_once_per_epoch():
     data = community_graph()
     p = prepare_problem(data, G2MConfig(**TINY), seed=0, device=CPU)
-    batches = _edge_batches("ffg2m", p, 50, torch.Generator().manual_seed(0))
+    batches = list(_edge_batches("ffg2m", p, 50, torch.Generator().manual_seed(0)))
     assert len(batches) == math.ceil(p.obs_graph.edges_plus.shape[1] / 50)
     plus = torch.cat([b.nodes[b.edges_plus] for b in batches], 1)
     plain = torch.cat([b.nodes[b.edges] for b in batches], 1)
