@@ -6,10 +6,11 @@ Loaded through ``condense.registry.CLI_HOOKS``; only argparse is imported at mod
 from __future__ import annotations
 
 import argparse
+import json
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    from condense.bench.runner import run_suite
+    from condense.bench.runner import Summary, run_suite
     from condense.bench.suites import get_suite
     from condense.cli import emit
 
@@ -17,6 +18,10 @@ def cmd_run(args: argparse.Namespace) -> None:
     summary = run_suite(suite, args.out, device=args.device, data_root=args.data_root, shard=args.shard,
                         isolation="inline" if args.in_process else "process", work_dir=args.work_dir,
                         retry_failed=args.retry_failed, plugins=args.plugin, timeout=args.timeout)
+    from condense import distributed
+
+    if distributed.active():  # one summary for the whole run: every rank's counts added up
+        summary = Summary.combined(distributed.gather_objects(summary))
     emit(args, summary.as_dict(), summary.text())
 
 
@@ -63,7 +68,7 @@ def cmd_list(args: argparse.Namespace) -> None:
                           "runs": grid.runs, "config": grid.config, "evaluation": grid.evaluation,
                           "train_per_class": grid.train_per_class,
                           "prepare": [{"name": p.name, "argv": list(p.argv)} for p in grid.prepare],
-                          "notes": grid.notes})
+                          "notes": grid.notes, "ranks": grid.ranks, "on_cpu": grid.on_cpu})
         entry = {"name": suite.name, "description": suite.description, "cells": len(cells), "grids": grids}
         lines.append(f"{suite.name}: {suite.description} ({len(cells)} cells)")
         for g in grids:
@@ -77,6 +82,8 @@ def cmd_list(args: argparse.Namespace) -> None:
                        f"runs {g['runs']}" if g["runs"] else "",
                        f"evaluation {format_kv(g['evaluation'])}" if g["evaluation"] else "",
                        f"train_per_class {g['train_per_class']}" if g["train_per_class"] else "",
+                       f"ranks {g['ranks']} (torchrun)" if g["ranks"] > 1 else "",
+                       f"on a CPU: {json.dumps(g['on_cpu'], sort_keys=True)}" if g["on_cpu"] else "",
                        *(f"prepare {p['name']}: condense {' '.join(p['argv'])}" for p in g["prepare"]), g["notes"]]
             lines += [f"      {d}" for d in details if d]
         if args.suite:

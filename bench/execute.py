@@ -20,6 +20,7 @@ itself failed (the error is in the record).
 from __future__ import annotations
 
 import datetime as _dt
+import fcntl
 import importlib
 import importlib.util
 import json
@@ -71,10 +72,16 @@ def source_root() -> Path:
     return Path(__file__).resolve().parents[1]
 
 
+#: what ``torchrun`` puts in a rank's environment: a worker or preparation process is a single process of its own
+#: (on the rank's device, which the cell spec names explicitly) and must not try to join the rank's process group
+LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "GROUP_WORLD_SIZE",
+                      "ROLE_RANK", "ROLE_WORLD_SIZE", "ROLE_NAME", "MASTER_ADDR", "MASTER_PORT")
+
+
 def child_env(data_root: str | None) -> dict[str, str]:
     """Environment for worker and preparation processes: the same interpreter (and so the same installed
-    condense), the same data root."""
-    env = dict(os.environ)
+    condense), the same data root, none of the launcher's process-group variables."""
+    env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_VARIABLES and not k.startswith("TORCHELASTIC_")}
     if data_root is not None:
         env["CONDENSE_DATA"] = str(data_root)
     return env
@@ -114,8 +121,9 @@ def environment(device: str) -> dict[str, Any]:
 
     return {
         "device": device, "device_name": _device_name(device), "library_version": condense.__version__,
-        "torch_version": torch.__version__, "python": platform.python_version(), "host": socket.gethostname(),
-        "git_commit": _git_commit(),
+        "torch_version": torch.__version__, "cuda_version": torch.version.cuda if torch.cuda.is_available() else None,
+        "gpus": torch.cuda.device_count() if torch.cuda.is_available() else 0,
+        "python": platform.python_version(), "host": socket.gethostname(), "git_commit": _git_commit(),
     }
 
 
@@ -157,11 +165,17 @@ def run_prepare(step: Prepare, cell: Cell, *, device: str, data_root: str | None
 
     argv = step.resolve(dataset=cell.dataset, seed=cell.seed, device=device, train_per_class=cell.train_per_class)
     folder = Path(work_dir) / "prepare" / f"{step.name}-{digest([list(argv), torch.device(device).type])}"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder.with_name(folder.name + ".lock"), "w") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # two ranks (or two runners) needing one step: one runs it
+        return _prepare_locked(step, argv, folder, data_root)
+
+
+def _prepare_locked(step: Prepare, argv: tuple[str, ...], folder: Path, data_root: str | None) -> dict[str, Any]:
     marker = folder / PREPARED_MARKER
     if marker.is_file():
         done = json.loads(marker.read_text())
         return {"folder": str(folder), "wall_s": done["wall_s"], "reused": True, "argv": done["argv"]}
-    folder.mkdir(parents=True, exist_ok=True)
     argv = [a.replace("{out}", str(folder)) for a in argv]
     t0 = time.perf_counter()
     returncode, output = _run_forwarding([sys.executable, "-m", "condense", *argv], env=child_env(data_root))
@@ -308,12 +322,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         set_quiet(True)
     cell = Cell.from_dict(spec["cell"])
+    from condense import distributed
+
     try:
+        distributed.init(spec["device"])  # a cell on several ranks: this worker is one of them (torchrun)
         record = execute(cell, device=spec["device"], data_root=spec.get("data_root"), work_dir=spec["work_dir"],
                          results_dir=spec["results_dir"], env=spec.get("env"))
+        if distributed.is_main():
+            record["ranks"] = distributed.world_size()
+            results.write_atomic(args[1], results.encode(record))
     except KeyboardInterrupt:
         return 130
-    results.write_atomic(args[1], results.encode(record))
+    finally:
+        distributed.shutdown()
     return 0
 
 

@@ -84,9 +84,14 @@ def summarise(record: Mapping[str, Any]) -> str:
     ratio = (record.get("compression") or {}).get("samples")
     if ratio:
         parts.append(f"{ratio:.0f}x fewer samples")
-    wall = (record.get("distill") or {}).get("wall_s")
-    if wall is not None:
-        parts.append(f"distill {wall:.1f} s")
+    distill = record.get("distill") or {}
+    if distill.get("wall_s") is not None:
+        parts.append(f"distill {distill['wall_s']:.1f} s")
+    speed = (record.get("artifact_summary") or {}).get("it_per_s")
+    if speed:
+        parts.append(f"{speed:.3g} it/s")
+    if distill.get("peak_cuda_mb"):
+        parts.append(f"peak GPU {distill['peak_cuda_mb']:.0f} MB")
     return f"{head}: " + "; ".join(parts)
 
 

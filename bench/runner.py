@@ -59,17 +59,42 @@ class Summary:
     ok: int = 0
     failed: int = 0
     unavailable: dict[str, int] = field(default_factory=dict)
+    short_of_devices: int = 0  # multi-rank cells skipped: fewer GPUs than ranks
     wall_s: float = 0.0
+    environment: dict[str, Any] = field(default_factory=dict)  # where it ran (device name, torch and CUDA versions)
+    lines: list[str] = field(default_factory=list)  # one line per cell run (results.summarise)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def combined(cls, parts: Sequence["Summary"]) -> "Summary":
+        """One summary of several ranks' runs of one suite (counts added, the longest wall time)."""
+        first = parts[0]
+        out = cls(suite=first.suite, results=first.results, device=first.device,
+                  shard=f"{len(parts)} ranks", wall_s=max(p.wall_s for p in parts), environment=first.environment)
+        for p in parts:
+            for key in ("cells", "skipped", "ran", "ok", "failed", "short_of_devices"):
+                setattr(out, key, getattr(out, key) + getattr(p, key))
+            out.lines += p.lines
+            for method, n in p.unavailable.items():
+                out.unavailable[method] = out.unavailable.get(method, 0) + n
+        return out
+
     def text(self) -> str:
+        env = self.environment
         lines = [f"suite {self.suite} on {self.device}{f' (shard {self.shard})' if self.shard else ''}: "
                  f"{self.cells} cells, {self.ran} run ({self.ok} ok, {self.failed} failed), "
                  f"{self.skipped} already in {self.results}, {self.wall_s:.1f} s"]
+        if env:
+            cuda = f", CUDA {env['cuda_version']}" if env.get("cuda_version") else ""
+            lines.append(f"  {env.get('device_name')}: torch {env.get('torch_version')}{cuda}, "
+                         f"condense {env.get('library_version')}")
         for method, n in sorted(self.unavailable.items()):
             lines.append(f"  skipped {n} cell(s) of {method}: its module is not installed yet")
+        if self.short_of_devices:
+            lines.append(f"  skipped {self.short_of_devices} multi-rank cell(s): fewer GPUs visible than ranks")
+        lines += [f"  {line}" for line in self.lines]
         return "\n".join(lines)
 
 
@@ -89,10 +114,14 @@ def _worker_record(cell: Cell, *, device: str, data_root: str | None, work_dir: 
     key = cell.key(env["device_type"])
     spec_path, record_path = tmp / f"{key}.spec.json", tmp / f"{key}.record.json"
     record_path.unlink(missing_ok=True)
-    spec = {"cell": cell.as_dict(), "device": env["device"], "data_root": data_root, "work_dir": str(work_dir),
+    # a cell on several ranks: each rank takes its own device of the type (cuda:LOCAL_RANK), rank 0 writes the record
+    device = env["device"] if cell.ranks == 1 else env["device_type"]
+    spec = {"cell": cell.as_dict(), "device": device, "data_root": data_root, "work_dir": str(work_dir),
             "results_dir": str(results_dir), "env": env["record"], "plugins": list(plugins), "quiet": is_quiet()}
     spec_path.write_text(json.dumps(results.jsonable(spec)))
-    proc = subprocess.Popen([sys.executable, "-m", "condense.bench.execute", str(spec_path), str(record_path)],
+    launch = [] if cell.ranks == 1 else ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+                                         str(cell.ranks)]
+    proc = subprocess.Popen([sys.executable, *launch, "-m", "condense.bench.execute", str(spec_path), str(record_path)],
                             env=child_env(data_root), stdin=subprocess.DEVNULL)
     try:
         try:
@@ -143,6 +172,8 @@ def run_suite(
     on_record: Callable[[dict], None] | None = None,
 ) -> Summary:
     """Run ``suite`` (or one :class:`~condense.shard.Shard` of it) and append one record per finished cell to ``out``."""
+    import torch
+
     from condense import registry
     from condense.progress import get_logger
     from condense.runtime import resolve_device
@@ -164,11 +195,16 @@ def run_suite(
     device_str, device_type = str(resolved), resolved.type
     env = {"device": device_str, "device_type": device_type, "record": environment(device_str)}
 
-    cells = expand(suite)
+    from condense import distributed
+
+    cells = expand(suite, device_type)
+    if shard is not None and distributed.active():
+        raise ValueError("--shard splits a suite across separate runs; under torchrun the ranks split it already")
+    shard = shard or distributed.my_shard()  # under torchrun: this rank's share of the distillations
     if shard is not None:
         cells = shard_cells(cells, shard, device_type)
     summary = Summary(suite=suite.name, results=str(out), device=device_str,
-                      shard=str(shard) if shard else None, cells=len(cells))
+                      shard=str(shard) if shard else None, cells=len(cells), environment=env["record"])
     done = results.latest(results.read(out))
     t0 = time.perf_counter()
     todo = []
@@ -184,6 +220,9 @@ def run_suite(
         if not available:
             summary.unavailable[cell.method] = summary.unavailable.get(cell.method, 0) + 1
             continue
+        if cell.ranks > 1 and device_type == "cuda" and torch.cuda.device_count() < cell.ranks:
+            summary.short_of_devices += 1
+            continue
         todo.append(cell)
     for method, n in sorted(summary.unavailable.items()):
         log.warning("skipping %d cell(s) of %s: module %s is not installed yet", n, method,
@@ -191,7 +230,12 @@ def run_suite(
     for number, cell in enumerate(todo, 1):
         log.info("[%d/%d] %s ...", number, len(todo), cell.describe())
         started = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
-        if isolation == "inline":
+        if isolation == "inline" and cell.ranks > 1:
+            record = base_record(cell, device_str, env["record"])
+            record.update(status="error", started=started, error=error_info(ValueError(
+                f"this cell runs on {cell.ranks} ranks under torchrun: it needs worker processes (drop --in-process)"),
+                "setup"))
+        elif isolation == "inline":
             record = execute(cell, device=device_str, data_root=data_root, work_dir=work_dir,
                              results_dir=out.parent, env=env["record"])
         else:
@@ -209,7 +253,9 @@ def run_suite(
             summary.ok += 1
         else:
             summary.failed += 1
-        log.info("[%d/%d] %s", number, len(todo), results.summarise(record))
+        line = results.summarise(record)
+        summary.lines.append(line)
+        log.info("[%d/%d] %s", number, len(todo), line)
         if on_record is not None:
             on_record(record)
     summary.wall_s = time.perf_counter() - t0

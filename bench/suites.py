@@ -64,6 +64,8 @@ def describe(cell: Mapping[str, Any]) -> str:
     if cell.get("model"):
         parts.append(f"model={cell['model']}")
     parts.append(f"seed={cell.get('seed')}")
+    if (cell.get("ranks") or 1) > 1:
+        parts.append(f"ranks={cell['ranks']}")
     return " ".join(p for p in parts if p)
 
 
@@ -113,7 +115,10 @@ class Grid:
     ``budget`` dicts and ``config`` (+ each ``variant``) are keyword arguments of the method's runner;
     ``models``/``runs``/``evaluation`` go to the evaluator. ``label`` is the name shown in reports and used to
     look up published numbers (default: the method name; e.g. ``"ast"`` for MTT with the AST options).
-    ``notes`` say where settings come from (published, or a library choice).
+    ``notes`` say where settings come from (published, or a library choice). ``ranks > 1`` runs each cell's worker
+    under ``torchrun`` with that many processes (one GPU each on CUDA; gloo processes on the CPU). ``on_cpu``
+    replaces ``datasets``, ``config``/``evaluation`` keys, ``runs`` and ``train_per_class`` when the suite runs on a
+    CPU (a quick dry run of a suite sized for a GPU), e.g. ``{"datasets": ["digits"], "config": {...}, "runs": 1}``.
     """
 
     method: str
@@ -129,6 +134,8 @@ class Grid:
     prepare: tuple[Prepare, ...] = ()
     label: str | None = None
     notes: str = ""
+    ranks: int = 1
+    on_cpu: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         def seq(name: str) -> tuple:
@@ -160,16 +167,22 @@ class Grid:
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
                 raise ValueError(f"grid {self.method!r}: {name} must be a positive integer or null, got {v!r}")
-        for name in ("config", "evaluation"):
+        for name in ("config", "evaluation", "on_cpu"):
             if not isinstance(getattr(self, name), Mapping):
                 raise TypeError(f"grid {self.method!r}: {name} must be a mapping, got {getattr(self, name)!r}")
+        if not isinstance(self.ranks, int) or isinstance(self.ranks, bool) or self.ranks < 1:
+            raise ValueError(f"grid {self.method!r}: ranks must be a positive integer, got {self.ranks!r}")
+        unknown = set(self.on_cpu) - {"datasets", "config", "evaluation", "runs", "train_per_class"}
+        if unknown:
+            raise ValueError(f"grid {self.method!r}: on_cpu takes datasets, config, evaluation, runs and "
+                             f"train_per_class, got {sorted(unknown)}")
         prepare = tuple(p if isinstance(p, Prepare) else Prepare(**p) for p in self.prepare)
         object.__setattr__(self, "prepare", prepare)
         names = [p.name for p in prepare]
         if len(set(names)) != len(names):
             raise ValueError(f"grid {self.method!r}: prepare step names must be unique, got {names}")
         # JSON round trip: a cell must be exactly what a results file can hold
-        for name in ("config", "evaluation"):
+        for name in ("config", "evaluation", "on_cpu"):
             object.__setattr__(self, name, json.loads(canonical_json(dict(getattr(self, name)))))
         for name in ("budgets", "variants"):
             object.__setattr__(self, name, tuple(json.loads(canonical_json(dict(m))) for m in getattr(self, name)))
@@ -213,15 +226,17 @@ class Cell:
     train_per_class: int | None
     prepare: tuple[Prepare, ...]
     notes: str
+    ranks: int = 1
 
     def identity(self) -> dict:
         """What the measurement depends on (labels, notes and the suite name do not count)."""
-        return {
+        ident = {
             "method": self.method, "dataset": self.dataset, "budget": self.budget, "config": self.config,
             "seed": self.seed, "train_per_class": self.train_per_class,
             "prepare": [[p.name, list(p.argv)] for p in self.prepare],
             "model": self.model, "runs": self.runs, "evaluation": self.evaluation,
         }
+        return ident if self.ranks == 1 else {**ident, "ranks": self.ranks}
 
     def distill_identity(self) -> dict:
         """What the distillation depends on (cells differing only in evaluation share one artifact)."""
@@ -247,8 +262,9 @@ class Cell:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Cell":
         """Inverse of :meth:`as_dict` (the worker process receives cells this way)."""
-        values = {f.name: data[f.name] for f in fields(cls) if f.name != "prepare"}
-        return cls(**values, prepare=tuple(Prepare(name, tuple(argv)) for name, argv in data["prepare"]))
+        values = {f.name: data[f.name] for f in fields(cls) if f.name not in ("prepare", "ranks")}
+        return cls(**values, prepare=tuple(Prepare(name, tuple(argv)) for name, argv in data["prepare"]),
+                   ranks=data.get("ranks", 1))
 
 
 @dataclass(frozen=True)
@@ -273,18 +289,23 @@ class Suite:
                    grids=tuple(data["grids"]))
 
 
-def expand(suite: Suite) -> list[Cell]:
-    """Every cell of ``suite``, in a fixed order (grids, then datasets, budgets, variants, seeds, models)."""
+def expand(suite: Suite, device_type: str | None = None) -> list[Cell]:
+    """Every cell of ``suite``, in a fixed order (grids, then datasets, budgets, variants, seeds, models); with
+    ``device_type="cpu"`` the grids' ``on_cpu`` settings apply."""
     cells: list[Cell] = []
     for grid in suite.grids:
-        for dataset, budget, variant, seed, model in product(grid.datasets, grid.budgets, grid.variants,
-                                                             grid.seeds, grid.models):
+        cpu = grid.on_cpu if device_type == "cpu" else {}
+        datasets = tuple(cpu.get("datasets", grid.datasets))
+        for dataset, budget, variant, seed, model in product(datasets, grid.budgets, grid.variants, grid.seeds,
+                                                             grid.models):
             cells.append(Cell(
                 suite=suite.name, index=len(cells), method=grid.method.lower(),
                 label=grid.label or grid.method.lower(), dataset=dataset, budget=dict(budget),
-                config={**grid.config, **variant}, variant=dict(variant), seed=seed, model=model,
-                runs=grid.runs, evaluation=dict(grid.evaluation), train_per_class=grid.train_per_class,
-                prepare=grid.prepare, notes=grid.notes,
+                config={**grid.config, **variant, **cpu.get("config", {})}, variant=dict(variant), seed=seed,
+                model=model, runs=cpu.get("runs", grid.runs),
+                evaluation={**grid.evaluation, **cpu.get("evaluation", {})},
+                train_per_class=cpu.get("train_per_class", grid.train_per_class),
+                prepare=grid.prepare, notes=grid.notes, ranks=grid.ranks,
             ))
     return cells
 
@@ -437,7 +458,36 @@ PAPER = Suite("paper", "the published settings (full iterations, evaluation prof
     Grid("ffg2m", ("cora",), variants=_TEACHERS, seeds=(2022,), runs=5, notes="published presets, seeds 2022 + 0..4"),
 ))
 
-SUITES: dict[str, Suite] = {s.name: s for s in (SMOKE, VISION, GRAPH, G2M, PAPER)}
+#: the GPU check: every method at small settings on MNIST, MUTAG and Cora, DataDAM and MTT also on two ranks
+#: (torchrun, one GPU each; skipped with one GPU). Sized for a few minutes on one modern GPU; ``on_cpu`` shrinks
+#: every cell to seconds (built-in digits and karate, MUTAG) so ``condense bench run gpu --device cpu`` checks the
+#: plumbing (gloo ranks on the CPU).
+_GPU_DATADAM = dict(budgets=({"ipc": 10},), config={"iterations": 300}, runs=2,
+                    evaluation={"epochs": 300, "full_epochs": 2},
+                    on_cpu={"datasets": ["digits"], "config": {"iterations": 2},
+                            "evaluation": {"epochs": 1, "full_epochs": 0}, "runs": 1, "train_per_class": 20})
+_GPU_MTT = dict(budgets=({"ipc": 10},), runs=2, evaluation={"epochs": 300, "full_epochs": 2},
+                config={"iterations": 200, "expert": {"experts": 2, "epochs": 25}},
+                on_cpu={"datasets": ["digits"], "config": {"iterations": 2, "syn_steps": 2, "expert_epochs": 1,
+                                                           "max_start_epoch": 1, "expert": {"experts": 2, "epochs": 2},
+                                                           "on_nonpositive_lr": "warn"},
+                        "evaluation": {"epochs": 1, "full_epochs": 0, "lr": 0.01}, "runs": 1, "train_per_class": 20})
+GPU = Suite("gpu", "what works on this GPU: every method at small settings (it/s, peak GPU memory, accuracy), "
+                   "DataDAM and MTT also on two ranks where two GPUs exist", (
+    Grid("datadam", ("mnist",), **_GPU_DATADAM, notes="300 iterations: a speed and memory check"),
+    Grid("datadam", ("mnist",), **_GPU_DATADAM, ranks=2, notes="the real batch split across two ranks"),
+    Grid("mtt", ("mnist",), **_GPU_MTT, notes="automatic 2-expert x 25-epoch buffer, then 200 iterations"),
+    Grid("mtt", ("mnist",), **_GPU_MTT, ranks=2, notes="experts and inner minibatches split across two ranks"),
+    Grid("mirage", ("MUTAG",), budgets=({"depth": 2},), config={"support": 0.3}, models=("gin",), runs=2,
+         evaluation={"epochs": 100}, on_cpu={"evaluation": {"epochs": 2}, "runs": 1}),  # MUTAG: no built-in graph set
+    Grid("ffg2m", ("cora",), variants=({"teacher": "gcn"}, {"teacher": "sage", "teacher_sampling": "neighbors"}),
+         config={"max_epochs": 200, "patience": 50}, runs=2,
+         on_cpu={"datasets": ["karate"], "runs": 1,
+                 "config": {"max_epochs": 3, "split_train_per_class": 4, "split_val": 10, "split_test": 10}},
+         notes="GCN full batch; SAGE on neighbour-sampled minibatches with layer-wise inference"),
+))
+
+SUITES: dict[str, Suite] = {s.name: s for s in (SMOKE, VISION, GRAPH, G2M, PAPER, GPU)}
 
 
 def get_suite(name_or_path: str | os.PathLike) -> Suite:
