@@ -32,7 +32,9 @@ last iteration. Attention maps and norms are computed in fp32.
 Differences from the reference code, on purpose: the ZCA transform is applied once (S starts
 from whitened real images); one seeded generator drives every draw (network, real batch, DSA), so a seed
 reproduces S bit for bit on a device; nothing leaves the device inside the loop; ``init="tensor"`` replaces
-the ``smart`` init; ``zca`` is a typed boolean.
+the ``smart`` init; ``zca`` is a typed boolean; the real batch's batch-norm statistics are pooled in float64
+from per-image sums (:func:`batch_statistics`), so ``torchrun`` ranks that split the real batch give the
+single-process set.
 
 The paper's variant (p = 4, instance-norm encoder, 8000 iterations, StepLR evaluation) is preset
 ``datadam-paper``; every field stays individually configurable.
@@ -201,9 +203,10 @@ def matching_loss(net: torch.nn.Module, real: torch.Tensor, syn: torch.Tensor, b
     all synthetic images (with gradient), then :func:`datadam_loss`.
 
     Under ``torchrun`` ``real`` is this rank's share of the real batch (classes ``real_cls``; default: the whole
-    batch, ``batch.real_cls``): batch-norm statistics (:func:`batch_statistics`) and class sums are taken
-    over every rank's share, every rank computes the same loss against the whole synthetic set, and the result is
-    the single-process one bit for bit (float64 sums)."""
+    batch, ``batch.real_cls``): the real forward's batch-norm statistics (:func:`batch_statistics`) and the class
+    sums are taken over every rank's share, every rank computes the same loss against the whole synthetic set
+    (whose forward, PyTorch's own batch norm included, is the same on every rank), and the result is the
+    single-process one to float rounding."""
     real_cls = batch.real_cls if real_cls is None else real_cls
     if dsa is not None and dsa.enabled:
         params = dsa.draw(batch.real_avg.shape[0], real.shape[2:], generator)
@@ -212,32 +215,48 @@ def matching_loss(net: torch.nn.Module, real: torch.Tensor, syn: torch.Tensor, b
     if cfg.channels_last:
         real = real.contiguous(memory_format=torch.channels_last)
         syn = syn.contiguous(memory_format=torch.channels_last)
-    with torch.no_grad(), batch_statistics(net, across_ranks=True):
+    with torch.no_grad(), batch_statistics(net):
         _, real_feats = net(real, return_features=True)
-    with batch_statistics(net, across_ranks=False):  # every rank holds the whole synthetic set
-        _, syn_feats = net(syn, return_features=True)
+    _, syn_feats = net(syn, return_features=True)  # every rank holds the whole synthetic set
     return datadam_loss(real_feats, syn_feats, batch, cfg, real_cls)
 
 
+#: images per block when squaring activations on the CPU: a block's squares stay in cache (8 x 128 x 32 x 32 floats
+#: = 4 MB) instead of a second copy of the activations going through memory
+SQUARE_BLOCK = 8
+
+
+def square_sums(x: torch.Tensor) -> torch.Tensor:
+    r""":math:`\sum_{h,w} x_{nchw}^2` for each image and channel, ``[N, C]`` in ``x``'s dtype. On the CPU the squares
+    are made block by block in one reused buffer (:data:`SQUARE_BLOCK` images); elsewhere in one kernel. Each
+    image's value does not depend on the other images of the batch."""
+    if x.device.type != "cpu":
+        return x.square().sum((2, 3))
+    buf = torch.empty_like(x[:SQUARE_BLOCK])
+    return torch.cat([torch.mul(c, c, out=buf[: c.shape[0]]).sum((2, 3)) for c in x.split(SQUARE_BLOCK)])
+
+
 @contextmanager
-def batch_statistics(net: torch.nn.Module, *, across_ranks: bool) -> Iterator[None]:
-    """While the block runs, every ``BatchNorm2d`` of ``net`` normalises with the mean and (biased) variance of the
-    batch, as training-mode batch norm does, with the sums taken in float64 (the same statistics in whatever order
-    the values are added) and, with ``across_ranks``, over every ``torchrun`` rank's share of the batch. The real
-    and the synthetic forward share this arithmetic, so identical images give identical features. Two sums per
-    layer cross the ranks: the per-channel sum and count, then the squared deviations."""
-    reduce = distributed.all_reduce_sum if across_ranks else (lambda t: t)
+def batch_statistics(net: torch.nn.Module) -> Iterator[None]:
+    r"""While the block runs, every ``BatchNorm2d`` of ``net`` normalises with the mean and (biased) variance of the
+    batch that every ``torchrun`` rank holds a share of, as training-mode batch norm does on the whole batch.
+
+    Each image's per-channel sum :math:`s_i` and sum of squares :math:`q_i` over its :math:`P` pixels are taken in
+    the activations' dtype and pooled over images and ranks in float64, :math:`\mu = \frac{1}{nP}\sum_i s_i`,
+    :math:`\sigma^2 = \frac{1}{nP}\sum_i q_i - \mu^2`, so the statistics do not depend on how the batch was split.
+    One all-reduce of ``2C + 1`` values per layer crosses the ranks; the normalisation itself is PyTorch's
+    batch-norm kernel with those statistics."""
 
     def forward(module: torch.nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
+        sums = x.sum((2, 3)).double().sum(0)
+        squares = square_sums(x).double().sum(0)
+        count = sums.new_tensor([x.shape[0] * x.shape[2] * x.shape[3]])
+        total = distributed.all_reduce_sum(torch.cat([sums, squares, count]))
         c = x.shape[1]
-        first = reduce(torch.cat([x.sum((0, 2, 3), dtype=torch.float64),
-                                  x.new_tensor([x.numel() / c], dtype=torch.float64)]))
-        mean = first[:c] / first[c]
-        var = reduce((x - mean.to(x.dtype).view(1, c, 1, 1)).pow(2).sum((0, 2, 3), dtype=torch.float64)) / first[c]
-        inv = torch.rsqrt(var + module.eps).to(x.dtype)
-        scale = module.weight * inv if module.affine else inv
-        shift = module.bias - mean.to(x.dtype) * scale if module.affine else -mean.to(x.dtype) * scale
-        return x * scale.view(1, c, 1, 1) + shift.view(1, c, 1, 1)
+        mean = total[:c] / total[-1]
+        var = (total[c:2 * c] / total[-1] - mean.square()).clamp_min(0)  # >= 0 up to rounding
+        return F.batch_norm(x, mean.to(x.dtype), var.to(x.dtype), module.weight, module.bias, training=False,
+                            eps=module.eps)
 
     patched = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     for m in patched:

@@ -123,18 +123,43 @@ def test_invariances(norm):
 
 
 def test_siamese_dsa_per_class_in_the_loss():
-    """Identical real and synthetic batches get identical per-class transforms, so the loss is exactly 0."""
+    """Identical real and synthetic batches get identical per-class transforms, so the loss is 0 up to rounding (the
+    real forward pools its batch statistics in float64, the synthetic one uses PyTorch's batch norm)."""
     net = encoder()
     x = torch.randn(6, 1, 8, 8, generator=torch.Generator().manual_seed(2))
     cls = torch.tensor([0, 0, 1, 1, 2, 2])
     batch = Batch.of(cls, cls, 3)
     for seed in range(6):  # several draws, so several families per class
         loss, _, _ = matching_loss(net, x, x.clone(), batch, DataDAMConfig(), DSA(), torch.Generator().manual_seed(seed))
-        assert float(loss) == 0.0
+        assert 0.0 <= float(loss) < 1e-9
     # without the shared draw (independent per-sample augmentation of the synthetic batch) it is not
     g = torch.Generator().manual_seed(0)
-    assert float(matching_loss(net, x, DSA()(x, g), batch, DataDAMConfig())[0]) > 0
+    assert float(matching_loss(net, x, DSA()(x, g), batch, DataDAMConfig())[0]) > 1.0
 
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_batch_statistics_are_those_of_the_whole_batch_and_per_image_sums(layout):
+    """The real forward's batch norm: the whole batch's mean and biased variance (checked against float64 by hand),
+    built from per-image sums that do not depend on the rest of the batch (what lets ranks share a batch)."""
+    g = torch.Generator().manual_seed(3)
+    x = (torch.randn(19, 6, 5, 5, generator=g) * 2 + 3).contiguous(memory_format=layout)  # 19: blocks of 8, 8, 3
+    bn = torch.nn.BatchNorm2d(6).train()
+    with torch.no_grad():
+        bn.weight.copy_(torch.rand(6, generator=g) + 0.5)
+        bn.bias.copy_(torch.randn(6, generator=g))
+    xd = x.double()
+    mean, var = xd.mean((0, 2, 3), keepdim=True), xd.var((0, 2, 3), unbiased=False, keepdim=True)
+    expected = (xd - mean) / (var + bn.eps).sqrt() * bn.weight.double().view(1, -1, 1, 1) + bn.bias.double().view(1, -1, 1, 1)
+    with torch.no_grad(), dd.batch_statistics(bn):
+        out = bn(x)
+    assert (out.double() - expected).abs().max() < 1e-5
+    assert "forward" not in vars(bn)  # the module's own batch norm is back afterwards
+    q = xd.square().sum((2, 3))
+    assert ((dd.square_sums(x).double() - q).abs() / q).max() < 1e-6
+    for part in (torch.arange(0, 19, 2), torch.tensor([18, 3, 7]), torch.arange(9)):  # any subset, any order
+        assert torch.equal(dd.square_sums(x[part]), dd.square_sums(x)[part])
+        assert torch.equal(x[part].sum((2, 3)), x.sum((2, 3))[part])
 
 # 7. layer selection ------------------------------------------------------------------------------------
 def test_layer_selection_convnet3_at_32px():
