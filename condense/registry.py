@@ -184,7 +184,7 @@ for _entry in (
             CliOption("--compare", None, "train teacher, MLP, GLNN and the mode over --runs seeds", action="store_true"),
             CliOption("--runs", int, "seeds for --compare (default: 5, as the paper)"),
         ),
-        cli_handler="condense.graph.g2m.compare:cli_distill",
+        cli_handler="condense.graph.g2m.comparison:cli_distill",
     ),
 ):
     register(_entry)

@@ -9,10 +9,10 @@ import torch
 
 from condense.artifacts import Student
 from condense.config import apply_overrides, from_dict, to_dict
-from condense.graph.g2m.compare import compare
+from condense.graph.g2m.comparison import compare
 from condense.graph.g2m.config import G2MConfig
+from condense.graph.g2m.inference_speed import inference_benchmark
 from condense.graph.g2m.problem import load_node_graph, prepare_problem
-from condense.graph.g2m.speed import inference_benchmark
 from condense.graph.presets import FFG2M_ARCHITECTURE_FIELDS
 from condense.graph.teachers import build_teacher, student_for
 from condense.registry import run_stats

@@ -38,8 +38,8 @@ graphs whose |E| x K gathers do not fit one batch).
 This module holds the method, ``FFG2M(config).fit(graph, teacher=...) -> Student``. The package splits the rest by
 job: :mod:`~condense.graph.g2m.config` (settings), :mod:`~condense.graph.g2m.losses` (the terms above),
 :mod:`~condense.graph.g2m.problem` (the graph, features and split on the device), :mod:`~condense.graph.g2m.training`
-(the teacher and student stages), :mod:`~condense.graph.g2m.compare` (teacher / MLP / GLNN / FF-G2M over seeds),
-:mod:`~condense.graph.g2m.evaluate` (scoring a stored student) and :mod:`~condense.graph.g2m.speed` (inference
+(the teacher and student stages), :mod:`~condense.graph.g2m.comparison` (teacher / MLP / GLNN / FF-G2M over seeds),
+:mod:`~condense.graph.g2m.evaluate` (scoring a stored student) and :mod:`~condense.graph.g2m.inference_speed` (inference
 throughput, student vs teacher).
 """
 from __future__ import annotations

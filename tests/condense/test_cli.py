@@ -25,6 +25,17 @@ def test_version_via_module_entry_point():
     assert out.startswith("condense ")
 
 
+
+def test_building_the_cli_imports_no_graph_or_vision_stack():
+    """Every command's parser (the graph ones included) is built without importing PyTorch Geometric or the
+    methods' modules, so ``condense --help`` and each torchrun rank start fast; the lazy exports still resolve."""
+    code = ("import sys; from condense.cli import build_parser; build_parser(); "
+            "heavy = sorted(m for m in sys.modules if m.split('.')[0] == 'torch_geometric' or m in "
+            "('condense.graph.teachers', 'condense.graph.g2m.method', 'condense.vision.datadam')); print(heavy); "
+            "from condense.graph import g2m; print(callable(g2m.compare), callable(g2m.speed), g2m.FFG2M.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    assert out.split("\n")[:2] == ["[]", "True True FFG2M"]
+
 def test_datasets_json(capsys, data_root):
     assert main(["datasets", "--data-root", str(data_root), "--json"]) == 0
     payload = _json(capsys)
