@@ -16,7 +16,8 @@ Profiles are data (:data:`condense.vision.presets.EVAL_PROFILES`): ``dsa``, ``mt
 artifact's method picks its profile, and every field can be overridden. With ``baselines=True`` the same
 protocol also trains on coresets of the real training split at the artifact's IPC (random, herding, k-means;
 :mod:`condense.vision.coreset`) and on the whole
-training split (with an epoch cap, ``full_epochs``), so a number always comes with its context.
+training split (``full_epochs``, raised to at least the small sets' number of steps: :func:`full_data_epochs`),
+so a number always comes with its context.
 
 Run r of every set uses the same seed (derived from ``seed`` and r): the distilled set and its baselines are
 compared on identical network initialisations.
@@ -271,6 +272,19 @@ def _ipc(artifact: ImageSet, num_classes: int) -> int:
     return int(counts[0])
 
 
+
+def full_data_epochs(cfg: ImageEvalConfig, n_small: int, n_full: int) -> int:
+    """The epochs :math:`E_f` of the whole-training-set baseline: ``full_epochs``, raised where needed so that a
+    run on the full data takes at least as many optimiser steps as a run on a set of ``n_small`` images,
+    :math:`(E_f + 1)\\lceil N / B_f \\rceil \\ge (E + 1)\\lceil n / B \\rceil`.
+
+    ``full_epochs`` caps the cost on large training sets (epochs 0..30 of 60,000 MNIST images are 7,285 steps,
+    more than a 10-image set's 1,001); on a small subsample the cap alone would train the full data for fewer
+    steps than the distilled set (31 against 101 for 200 images in one batch at E = 100), and score below it."""
+    small = (cfg.epochs + 1) * math.ceil(n_small / cfg.batch)
+    per_epoch = math.ceil(n_full / cfg.full_batch)
+    return max(cfg.full_epochs, math.ceil(small / per_epoch) - 1)
+
 def evaluate_artifact(
     artifact: ImageSet | str | os.PathLike,
     data: Any = None,
@@ -330,8 +344,9 @@ def evaluate_artifact(
         base_lr = cfg.lr if cfg.lr is not None else cfg.default_lr
         for name in cfg.baseline_sets:
             if name == "full":
+                full_epochs = full_data_epochs(cfg, int(artifact.images.shape[0]), int(data.x_train.shape[0]))
                 results["full"] = evaluate_set(data.x_train, data.y_train, x_test, y_test, lr=base_lr,
-                                               epochs=cfg.full_epochs, batch=cfg.full_batch,
+                                               epochs=full_epochs, batch=cfg.full_batch,
                                                runs=cfg.full_runs or cfg.runs, **common)
                 continue
             # each selection has its own generator, so a baseline does not depend on which others are run

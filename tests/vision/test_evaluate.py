@@ -1,6 +1,8 @@
 """The evaluation protocol: profiles, the lr schedule, final-epoch reporting, artifacts and baselines."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -68,6 +70,16 @@ def test_reports_final_epoch_accuracy_of_independently_seeded_runs(digits):
     assert res["accuracy"]["mean"] == pytest.approx(np.mean(res["accuracy"]["runs"]))
     assert res["accuracy"]["std"] == pytest.approx(np.std(res["accuracy"]["runs"], ddof=0))
 
+
+
+def test_full_data_takes_at_least_the_small_sets_steps():
+    """(E_f + 1) * ceil(N / B_f) >= (E + 1) * ceil(n / B), by hand; full_epochs stays the answer where it suffices."""
+    cfg = ImageEvalConfig(epochs=100, batch=256, full_epochs=30, full_batch=256)
+    assert ev.full_data_epochs(cfg, 10, 200) == 100  # 1 step an epoch on both sides: 101 steps
+    assert ev.full_data_epochs(cfg, 10, 600) == 33  # 3 steps an epoch: 34 epochs = 102 >= 101 steps, 33 = 99 < 101
+    assert ev.full_data_epochs(cfg, 10, 60_000) == 30  # the cap already gives 31 * 235 = 7,285 steps
+    assert ev.full_data_epochs(replace(cfg, batch=4), 10, 200) == 302  # 3 steps an epoch: 303 steps
+    assert ev.full_data_epochs(replace(cfg, epochs=0, full_epochs=0), 10, 200) == 0
 
 def test_evaluate_artifact_with_baselines(digits):
     art = digits_set(digits, ipc=2)
