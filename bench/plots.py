@@ -6,6 +6,7 @@ toolkit's own writer, ``condense.vision.plots.save_grid``, which knows how its a
 """
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any, Sequence
@@ -26,12 +27,18 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-").lower() or "plot"
 
 
+#: sideways offset between baselines drawn at one compression ratio (a factor on the log x axis), so that equal
+#: values (herding and k-means often coincide) stay visible side by side
+BASELINE_DODGE = 0.03
+
+
 def accuracy_vs_compression(dataset: str, rows: Sequence[Any], metric: str, axis: str,
-                            path: str | Path) -> Path:
+                            path: str | Path, subtitle: str | None = None) -> Path:
     """One solid line per method (``row.series``) of ``metric`` against the compression ratio ``axis``.
 
     Every other set the evaluator trained (random, herding, teacher, ...) is a dashed line at its own ratio
-    (:meth:`Row.ratio_of`); training on the full data is a dashed horizontal line. Error bars are the std
+    (:meth:`Row.ratio_of`), dodged sideways by :data:`BASELINE_DODGE` per baseline; training on the full data is
+    a dashed horizontal line (the rows should share one protocol, named by ``subtitle``). Error bars are the std
     over evaluation runs. The x axis is logarithmic.
     """
     plt = _pyplot()
@@ -57,19 +64,23 @@ def accuracy_vs_compression(dataset: str, rows: Sequence[Any], metric: str, axis
         points.sort()
         xs, ys, es = zip(*points)
         ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=name)
-    for name, points in sorted(baselines.items()):
+    for i, (name, points) in enumerate(sorted(baselines.items())):
         xs = sorted(points)
-        ax.errorbar(xs, [points[x][0] for x in xs], yerr=[points[x][1] for x in xs], linestyle="--", marker=".",
-                    capsize=2, alpha=0.8, label=name)
+        shift = 1 + BASELINE_DODGE * (i - (len(baselines) - 1) / 2)
+        ax.errorbar([x * shift for x in xs], [points[x][0] for x in xs], yerr=[points[x][1] for x in xs],
+                    linestyle="--", marker=".", capsize=2, alpha=0.8, label=name)
     if full:
         mean = sum(p[0] for p in full) / len(full)
         ax.axhline(mean, linestyle="--", color="black", linewidth=1, label="full data")
     ax.set_xscale("log")
+    drawn = [p[0] for points in series.values() for p in points] + [x for points in baselines.values() for x in points]
+    if drawn:  # whole decades around the points, so nearby ratios stay apart by their true factor
+        ax.set_xlim(10 ** math.floor(math.log10(min(drawn) / 1.5)), 10 ** math.ceil(math.log10(max(drawn) * 1.5)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}×"))
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(f"compression ratio ({axis}: original / distilled)")
     ax.set_ylabel(f"test {metric.replace('_', ' ')} (%)")
-    ax.set_title(dataset)
+    ax.set_title(dataset if subtitle is None else f"{dataset}\n{subtitle}", fontsize="medium")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")
     fig.tight_layout()

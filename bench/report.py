@@ -33,7 +33,7 @@ FAMILY_TITLES = {
     "Student": "GNN-to-MLP students",
 }
 #: the compression ratio each family is plotted against (bytes where "samples" means little: an itemset is not
-#: a graph, a student has no training samples)
+#: a graph, a student has no training samples); the tables print a samples ratio only for "samples" families
 PLOT_AXIS = {"ImageSet": "samples", "TreeSet": "bytes", "Student": "bytes"}
 _NO_BUDGET = "(no budget)"
 #: trained-set entries shown first and last; every other entry sits between them, alphabetically
@@ -82,6 +82,17 @@ class Row:
         if size and full:
             return full / size
         return self.ratio.get(axis)
+
+    @property
+    def protocol(self) -> str:
+        """How this row's sets were trained and on which data: the evaluation network, its profile and overrides, and
+        the training-data subsample. Rows with the same text ran the same protocol, so their baselines compare."""
+        rec = self.records[0] if self.records else {}
+        profile = (rec.get("eval_extra") or {}).get("profile")
+        per_class = rec.get("train_per_class")
+        parts = (self.model or "default network", profile and f"{profile} profile", format_kv(rec.get("evaluation") or {}),
+                 f"{per_class} training items per class" if per_class else "all training data")
+        return ", ".join(p for p in parts if p)
 
     @property
     def name(self) -> str:
@@ -237,15 +248,18 @@ def _family_table(rows: Sequence[Row], metric: str, notes: _Notes) -> list[str]:
     header += ["published", "Δ", "full (published)", "ratio (samples)", "ratio (bytes)"]
     header += (["prepare s"] if show_prepare else []) + ["distill s", "peak RSS MB"]
     header += ["peak GPU MB"] if show_cuda else []
-    body = []
+    body, flagged = [], False
     for row in rows:
         if metric not in row.metrics.get("distilled", {}):
             continue
         cells = [row.label, row.dataset, row.budget_text or "–"] + ([row.variant_text or "–"] if show_variant else [])
         cells += [row.model or "default"] if show_model else []
         cells += [row.suite] if show_suite else []
-        cells.append(",".join(str(s) for s in row.seeds))
-        cells += [_pct(row.metrics.get(e, {}).get(metric)) for e in entries]
+        cells.append(f"{len(row.seeds)} ({','.join(str(s) for s in row.seeds)})")
+        below = _full_below(row, metric)
+        cells += [_pct(row.metrics.get(e, {}).get(metric)) + (FULL_BELOW_MARK if e == "full" and below else "")
+                  for e in entries]
+        flagged |= below
         anchor, proxy = published(row, metric)
         mark = notes.caveat(proxy) if proxy else ""
         if anchor is None:
@@ -261,12 +275,30 @@ def _family_table(rows: Sequence[Row], metric: str, notes: _Notes) -> list[str]:
             cells.append("–")
         else:
             cells.append(f"{full.text()} {notes.source(full.source)}" + (notes.caveat(proxy) if proxy else ""))
-        cells += [_ratio(row.ratio.get("samples")), _ratio(row.ratio.get("bytes"))]
+        samples = row.ratio.get("samples") if PLOT_AXIS.get(row.kind, "samples") == "samples" else None
+        cells += [_ratio(samples), _ratio(row.ratio.get("bytes"))]
         cells += [_num(row.prepare_s)] if show_prepare else []
         cells += [_num(row.distill_s), _num(row.peak_rss_mb, 0)]
         cells += [_num(row.peak_cuda_mb, 0)] if show_cuda else []
         body.append(cells)
-    return _table(header, body) if body else []
+    if not body:
+        return []
+    note = ["", f"{FULL_BELOW_MARK} full data scored below a smaller set of its own cell: its training protocol is "
+            "too short for that cell, so read the cell's numbers with care."] if flagged else []
+    return _table(header, body) + note
+
+
+#: marks a full-data score below a distilled set or coreset of the same cell
+FULL_BELOW_MARK = " ⚠"
+
+
+def _full_below(row: Row, metric: str) -> bool:
+    """Whether training on the full data scored below some smaller set of the row (mean over runs)."""
+    full = (row.metrics.get("full") or {}).get(metric) or {}
+    if full.get("mean") is None:
+        return False
+    return any((stats.get(metric) or {}).get("mean") is not None and stats[metric]["mean"] > full["mean"]
+               for entry, stats in row.metrics.items() if entry != "full")
 
 
 def _context(rows: Sequence[Row], kind: str, notes: _Notes) -> list[str]:
@@ -392,20 +424,29 @@ def render(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *, pl
             lines += ["", "### Published context"] + context
     if plots_enabled and rows:
         lines += ["", "## Plots", ""]
-        for dataset in sorted({r.dataset for r in rows}, key=str.lower):
-            subset = [r for r in rows if r.dataset == dataset]
+        groups: dict[tuple[str, str], list[Row]] = defaultdict(list)  # one plot per dataset and protocol
+        drawn: dict[str, int] = {}
+        for r in rows:
+            groups[(r.dataset, r.protocol)].append(r)
+        for (dataset, protocol), subset in sorted(groups.items(), key=lambda kv: (kv[0][0].lower(), kv[0][1])):
+            several = sum(d == dataset for d, _ in groups) > 1
             preferred = PLOT_AXIS.get(subset[0].kind, "samples")
             axis = preferred if all(r.ratio.get(preferred) for r in subset) else "bytes"
             if not any(r.ratio.get(axis) for r in subset):
                 continue
             metric = results.metric_names(subset[0].metrics.get("distilled"))[0]
-            png = plots.accuracy_vs_compression(dataset, subset, metric, axis,
-                                                out_dir / f"accuracy-vs-compression-{plots.slug(dataset)}.png")
+            stem = f"accuracy-vs-compression-{plots.slug(dataset)}"
+            if several:  # numbered in protocol order
+                drawn[dataset] = drawn.get(dataset, 0) + 1
+                stem += f"-{drawn[dataset]}"
+            png = plots.accuracy_vs_compression(dataset, subset, metric, axis, out_dir / f"{stem}.png",
+                                                subtitle=protocol)
             pngs.append(png)
             lines += [f"![{metric} vs compression on {dataset}]({png.name})", "",
-                      f"*{dataset}: test {metric.replace('_', ' ')} against the compression ratio in {axis} "
-                      "(log scale): one solid line per method, a dashed line for every baseline the evaluator trained "
-                      "(at its own size), the dashed black line for training on the full data.*", ""]
+                      f"*{dataset}, protocol: {protocol}. Test {metric.replace('_', ' ')} against the compression "
+                      f"ratio in {axis} (log scale): one solid line per method, a dashed line for every baseline the "
+                      "evaluator trained (at its own size, nudged sideways so equal values stay visible), the dashed "
+                      "black line for training on the full data under this protocol.*", ""]
         if any(r.distill_s is not None for r in rows):
             png = plots.distillation_time(rows, out_dir / "distill-time.png")
             pngs.append(png)

@@ -113,11 +113,11 @@ def test_report_tables_beside_published_numbers(tmp_path):
     assert "61.0±1.4" in cells and "31.0±1.4" in cells and "70.0±1.0" in cells
     assert any(c.startswith("65.3±0.7 [") for c in cells) and "-4.3†" in cells
     assert any(c.startswith("84.8±0.1") for c in cells)  # whole-dataset CIFAR-10, as context for "full"
-    assert "0,1" in cells and "500×" in cells and "12.5×" in cells
+    assert "2 (0,1)" in cells and "500×" in cells and "12.5×" in cells
     assert "† the published number is for full CIFAR-10" in text
     assert "Test roc auc (%):" in text and "Test accuracy (%):" in text
     assert "val" not in text.split("## Graph classification")[1].split("### Published")[0]  # not a test metric
-    assert "| mirage | NCI1 | depth=2 | gin | 0 | 70.0±1.0 | 80.0±1.0 | not retrieved [" in text
+    assert "| mirage | NCI1 | depth=2 | gin | 1 (0) | 70.0±1.0 | 80.0±1.0 | not retrieved [" in text
     assert "teacher" in text and "| 59.0±1.0 |" in text
     assert "Published numbers for cifar10 (context for cifar10-subset)" in text
     assert "78.28" in text  # GLNN README context for Cora
@@ -154,3 +154,38 @@ def test_report_from_a_real_run_draws_image_grids(fake, tiny, tmp_path, monkeypa
     monkeypatch.setitem(sys.modules, "condense.vision.plots", None)  # the vision toolkit not installed
     render([out], tmp_path / "report")
     assert "need the vision toolkit" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_full_data_below_a_smaller_set_is_flagged_and_plots_split_by_protocol(tmp_path):
+    """A cell whose full data scores below one of its own smaller sets is marked; two protocols on one dataset get
+    two plots, each captioned with its protocol; a tree set prints no samples ratio (an itemset is not a graph)."""
+    path = tmp_path / "r.jsonl"
+    for rec in (
+        record("a", "ImageSet", "datadam", "digits", {"ipc": 1}, 0,
+               {"distilled": {"accuracy": 0.84}, "random": {"accuracy": 0.52}, "full": {"accuracy": 0.48}},
+               model="convnet-d3", train_per_class=20, evaluation={"epochs": 100}),
+        record("b", "ImageSet", "mtt", "digits", {"ipc": 1}, 0,
+               {"distilled": {"accuracy": 0.60}, "random": {"accuracy": 0.61}, "full": {"accuracy": 0.92}},
+               model="convnet-d3", train_per_class=None, evaluation={"epochs": 100}),
+        record("c", "TreeSet", "mirage", "MUTAG", {"depth": 2}, 0,
+               {"distilled": {"accuracy": 0.68}, "full": {"accuracy": 0.84}}, model="gin"),
+    ):
+        results.append(path, rec)
+    summary = render([path], tmp_path / "report")
+    text = (tmp_path / "report" / "report.md").read_text()
+    rows: dict[str, list[str]] = {}
+    for line in text.splitlines():  # the first line of each method: its results row (the published tables follow)
+        if line.startswith(("| datadam", "| mtt", "| mirage")):
+            rows.setdefault(line.split("|")[1].strip(), [c.strip() for c in line.strip("|").split("|")])
+    assert "48.0±1.0 ⚠" in rows["datadam"] and "92.0±1.0" in rows["mtt"]  # flagged only where full is below
+    assert text.count("⚠ full data scored below a smaller set of its own cell") == 1
+    lines = text.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("| mirage"))
+    header = next(line for line in reversed(lines[:at]) if line.startswith("| method"))
+    samples_col = [c.strip() for c in header.strip("|").split("|")].index("ratio (samples)")
+    assert rows["mirage"][samples_col] == "–" and "5,000×" in rows["datadam"]
+    names = sorted(p.split("/")[-1] for p in summary["plots"] if "accuracy-vs" in p)
+    assert names == ["accuracy-vs-compression-digits-1.png", "accuracy-vs-compression-digits-2.png",
+                     "accuracy-vs-compression-mutag.png"]
+    assert "*digits, protocol: convnet-d3, epochs=100, 20 training items per class." in text
+    assert "*digits, protocol: convnet-d3, epochs=100, all training data." in text
