@@ -324,6 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cell = Cell.from_dict(spec["cell"])
     from condense import distributed
 
+    finished = False
     try:
         distributed.init(spec["device"])  # a cell on several ranks: this worker is one of them (torchrun)
         record = execute(cell, device=spec["device"], data_root=spec.get("data_root"), work_dir=spec["work_dir"],
@@ -331,10 +332,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if distributed.is_main():
             record["ranks"] = distributed.world_size()
             results.write_atomic(args[1], results.encode(record))
+        finished = True
     except KeyboardInterrupt:
         return 130
     finally:
-        distributed.shutdown()
+        distributed.shutdown(synchronise=finished)
     return 0
 
 

@@ -297,9 +297,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from condense import distributed
 
+    finished = False
     try:
         _setup(args)
         args.func(args)
+        finished = True
     except KeyboardInterrupt:
         print("condense: interrupted; rerun the same command to resume from the last checkpoint", file=sys.stderr)
         return 130
@@ -310,7 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"condense: error{where}: {exc}", file=sys.stderr)
         return 2
     finally:
-        distributed.shutdown()
+        distributed.shutdown(synchronise=finished)
     return 0
 
 

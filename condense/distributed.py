@@ -82,11 +82,15 @@ def init(device: str | torch.device | None = "auto") -> bool:
     return active()
 
 
-def shutdown() -> None:
-    """Leave the process group this module joined (the CLI calls it on exit)."""
+def shutdown(*, synchronise: bool = True) -> None:
+    """Leave the process group this module joined (the CLI calls it on exit). With ``synchronise`` (a command
+    that ended normally) every rank first waits for the others, so no rank tears its connections down while
+    another still uses them; after an error a rank leaves at once, as the others may never arrive."""
     import torch.distributed as dist
 
     if _STATE["initialised_here"] and dist.is_initialized():
+        if synchronise:
+            dist.barrier()
         dist.destroy_process_group()
         _STATE["initialised_here"] = False
 
