@@ -37,7 +37,7 @@ import math
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Mapping, NamedTuple
+from typing import Any, Callable, Iterable, Literal, Mapping, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -448,6 +448,20 @@ def _rng_of(device: torch.device) -> torch.Generator:
     return torch.default_generator
 
 
+def minibatch_epoch(optimizer: torch.optim.Optimizer, batches: Iterable[Any], loss_of: Callable[[Any], Tensor],
+                    device: torch.device) -> Tensor:
+    """One epoch of optimiser steps, one per batch (zero the gradients, ``loss_of(batch).backward()``, step);
+    returns the mean loss as a tensor on ``device`` (no host sync)."""
+    total, steps = torch.zeros((), device=device), 0
+    for batch in batches:
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_of(batch)
+        loss.backward()
+        optimizer.step()
+        total, steps = total + loss.detach(), steps + 1
+    return total / steps
+
+
 def fit_early_stopping(model: nn.Module, optimizer: torch.optim.Optimizer, train_step: Callable[[int], Tensor],
                        evaluate: Callable[[], Mapping[str, Tensor]], *, max_epochs: int, patience: int,
                        device: torch.device, run_dir=None, identity: Mapping[str, Any] | None = None,
@@ -563,18 +577,13 @@ def _train_sampled(model: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: T
     held_out = torch.cat([val_idx, test_idx])
     n_val = val_idx.numel()
 
+    def seed_loss(batch) -> Tensor:  # the seeds come first in a batch
+        batch = batch.to(device)
+        return F.cross_entropy(model(batch.x, batch.edge_index)[:batch.batch_size], batch.y[:batch.batch_size])
+
     def train_step(epoch: int) -> Tensor:
         model.train()
-        total, steps = torch.zeros((), device=device), 0
-        for batch in train_loader:
-            batch = batch.to(device)
-            opt.zero_grad(set_to_none=True)
-            out = model(batch.x, batch.edge_index)[:batch.batch_size]
-            loss = F.cross_entropy(out, batch.y[:batch.batch_size])
-            loss.backward()
-            opt.step()
-            total, steps = total + loss.detach(), steps + 1
-        return total / steps
+        return minibatch_epoch(opt, train_loader, seed_loss, device)
 
     @torch.no_grad()
     def evaluate() -> dict[str, Tensor]:

@@ -19,6 +19,7 @@ from condense.graph.teachers import (
     accuracy,
     build_teacher,
     fit_early_stopping,
+    minibatch_epoch,
     predict,
     student_for,
     train_teacher,
@@ -177,21 +178,17 @@ def distil(problem: NodeProblem, teacher: TeacherOutcome, cfg: G2MConfig, *, mod
     edge_batch = cfg.student_edge_batch(p.obs_graph.edges_plus.shape[1])
     static = None if edge_batch > 0 and mode != "mlp" else [_full_batch(mode, p)]
 
+    def batch_loss(b: _Batch) -> Tensor:
+        if b.nodes is None:
+            h, zb, yb = student(x), z, y
+        else:
+            h, zb, yb = student(x[b.nodes]), z[b.nodes], y[b.nodes]
+        return g2m_loss(mode, h, zb, yb, b.train, b.edges_plus, b.edges, lam=cfg.lam, tau=cfg.tau,
+                        kd_nodes=b.kd_nodes)
+
     def train_step(epoch: int) -> Tensor:
         student.train()
-        total, steps = torch.zeros((), device=device), 0
-        for b in static or _edge_batches(mode, p, edge_batch, gen):
-            opt.zero_grad(set_to_none=True)
-            if b.nodes is None:
-                h, zb, yb = student(x), z, y
-            else:
-                h, zb, yb = student(x[b.nodes]), z[b.nodes], y[b.nodes]
-            loss = g2m_loss(mode, h, zb, yb, b.train, b.edges_plus, b.edges, lam=cfg.lam, tau=cfg.tau,
-                            kd_nodes=b.kd_nodes)
-            loss.backward()
-            opt.step()
-            total, steps = total + loss.detach(), steps + 1
-        return total / steps
+        return minibatch_epoch(opt, static or _edge_batches(mode, p, edge_batch, gen), batch_loss, device)
 
     @torch.no_grad()
     def evaluate() -> dict[str, Tensor]:
