@@ -120,17 +120,6 @@ def gather_objects(obj: Any) -> list[Any]:
     return out
 
 
-def broadcast_object(obj: Any, src: int = 0) -> Any:
-    """Rank ``src``'s ``obj`` on every rank."""
-    import torch.distributed as dist
-
-    if not active():
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
-
-
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     """The element-wise sum over ranks (in place, also returned); no gradient flows through it."""
     import torch.distributed as dist
@@ -152,17 +141,26 @@ def differentiable_sum(tensor: torch.Tensor) -> torch.Tensor:
     return wait_tensor(all_reduce(tensor, "sum", dist.group.WORLD))
 
 
+def positions() -> slice:
+    """This rank's positions in anything the ranks split: rank, rank + N, rank + 2N, ... (every position in a
+    single process); the same share as :func:`my_shard`'s, for lists and tensors alike."""
+    return slice(rank(), None, world_size())
+
+
 def take(items: Sequence[Any]) -> list[Any]:
     """This rank's share of ``items`` (all of them in a single process)."""
-    shard = my_shard()
-    return list(items) if shard is None else shard.take(items)
+    return list(items)[positions()]
 
 
 def merge_by_position(parts: Sequence[Sequence[Any]], total: int) -> list[Any]:
     """Re-interleave per-rank :func:`take` results (``parts[r]`` from rank r) into the original order."""
-    n = len(parts)
     out: list[Any] = [None] * total
     for r, part in enumerate(parts):
-        for j, item in enumerate(part):
-            out[r + j * n] = item
+        out[r::len(parts)] = part
     return out
+
+
+def gather_in_order(mine: Sequence[Any], total: int) -> list[Any]:
+    """Every rank's results for its :func:`take` share of ``total`` items, back in item order (``mine`` itself in
+    a single process)."""
+    return merge_by_position(gather_objects(list(mine)), total)

@@ -25,7 +25,9 @@ def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
         spec = str(spec)
     if spec is None or spec == "auto":
         spec = "cuda" if torch.cuda.is_available() else "cpu"
-    if spec == "cuda" and "LOCAL_RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    from condense import distributed
+
+    if spec == "cuda" and "LOCAL_RANK" in os.environ and distributed.requested():
         spec = f"cuda:{int(os.environ['LOCAL_RANK'])}"
     if not isinstance(spec, str):
         raise TypeError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {spec!r}")

@@ -281,5 +281,5 @@ def train_runs(train: PackedGraphs, val: PackedGraphs, test: PackedGraphs, cfg: 
         for r in mine:
             local.append(train_run(train, val, test, cfg, num_classes=num_classes, seed=seed + r, sampling=sampling,
                                    bar=bar, keep_model=keep_first_model and r == 0))
-    runs = distributed.merge_by_position(distributed.gather_objects(local), cfg.runs)
+    runs = distributed.gather_in_order(local, cfg.runs)
     return summarise(runs, cfg.report), runs

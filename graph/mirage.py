@@ -512,7 +512,7 @@ def evaluate_treeset(artifact: TreeSet, train: PackedGraphs, val: PackedGraphs, 
                 local.append({name: (train_run(train.select(picks[name]), val, test, cfg, num_classes=num_classes,
                                                seed=seed + r, bar=bar), int(picks[name].numel()),
                                      int(gbytes[picks[name]].sum()) + 8) for name in chosen})
-        for per_run in distributed.merge_by_position(distributed.gather_objects(local), total):
+        for per_run in distributed.gather_in_order(local, total):
             for name, (run, n_graphs, n_bytes) in per_run.items():
                 runs.setdefault(name, []).append(run)
                 sizes.setdefault(name, {"graphs": [], "bytes": []})

@@ -421,8 +421,8 @@ class DataDAM(Method):
 
         sampler = RealSampler(y, k, cfg.batch_real)
         batch = Batch.of(sampler.classes, syn_labels, k)
-        positions = torch.arange(sampler.classes.numel(), device=dev)  # of the class-major real batch
-        shard = positions[positions % distributed.world_size() == distributed.rank()]  # this rank's (all of them)
+        mine = distributed.positions()  # this rank's rows of the class-major real batch (all of them in one process)
+        real_cls = sampler.classes[mine]
 
         identity = {"config": {key: v for key, v in to_dict(cfg).items() if key != "iterations"},
                     "data": data.fingerprint, "seed": seed, "device": dev.type, "num_classes": k}
@@ -433,8 +433,8 @@ class DataDAM(Method):
             for _ in ckpt.loop(cfg.iterations, desc="datadam"):
                 default_init_(net, gen)
                 # under torchrun this rank's share of the real batch (every rank draws the same indices)
-                real = x[sampler.draw(gen)[shard]]
-                loss, sam, mmd = matching_loss(net, real, syn, batch, cfg, dsa, gen, sampler.classes[shard])
+                real = x[sampler.draw(gen)[mine]]
+                loss, sam, mmd = matching_loss(net, real, syn, batch, cfg, dsa, gen, real_cls)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

@@ -169,7 +169,7 @@ def evaluate_set(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_test:
             train_net(net, x, y, cfg, lr=lr, epochs=cfg.epochs if epochs is None else epochs,
                       batch=cfg.batch if batch is None else batch, generator=g, dsa=dsa)
             mine.append(accuracy(net, x_test, y_test, cfg.test_batch, cfg.channels_last))
-    accs = distributed.merge_by_position(distributed.gather_objects(mine), total)
+    accs = distributed.gather_in_order(mine, total)
     return {
         "accuracy": run_stats(accs),
         "samples": int(x.shape[0]),
@@ -272,7 +272,6 @@ def _ipc(artifact: ImageSet, num_classes: int) -> int:
     return int(counts[0])
 
 
-
 def full_data_epochs(cfg: ImageEvalConfig, n_small: int, n_full: int) -> int:
     """The epochs :math:`E_f` of the whole-training-set baseline: ``full_epochs``, raised where needed so that a
     run on the full data takes at least as many optimiser steps as a run on a set of ``n_small`` images,
@@ -284,6 +283,7 @@ def full_data_epochs(cfg: ImageEvalConfig, n_small: int, n_full: int) -> int:
     small = (cfg.epochs + 1) * math.ceil(n_small / cfg.batch)
     per_epoch = math.ceil(n_full / cfg.full_batch)
     return max(cfg.full_epochs, math.ceil(small / per_epoch) - 1)
+
 
 def evaluate_artifact(
     artifact: ImageSet | str | os.PathLike,

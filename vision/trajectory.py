@@ -308,12 +308,11 @@ class InnerPlan:
         """The size of step i's whole minibatch (the inner loss is its mean)."""
         return self.batches[i].shape[0] if self.totals is None else self.totals[i]
 
-    def shard(self, part) -> "InnerPlan":
-        """This rank's part of every minibatch: the samples at positions p with ``part.owns(p)``, with their DSA
-        parameters (every rank drew the same plan from the shared generator)."""
-        keep = [torch.arange(b.shape[0], device=b.device) % part.count == part.index - 1 for b in self.batches]
-        return InnerPlan([b[k] for b, k in zip(self.batches, keep)],
-                         [None if a is None else DSAParams(*(t[k] for t in a)) for a, k in zip(self.augment, keep)],
+    def shard(self, positions: slice) -> "InnerPlan":
+        """This rank's part of every minibatch: the samples at ``positions`` (:func:`condense.distributed.positions`)
+        with their DSA parameters (every rank drew the same plan from the shared generator)."""
+        return InnerPlan([b[positions] for b in self.batches],
+                         [None if a is None else DSAParams(*(t[positions] for t in a)) for a in self.augment],
                          self.dsa, self.momentum, self.keep_graph_from, [b.shape[0] for b in self.batches])
 
     @property
@@ -396,7 +395,7 @@ def meta_gradient(student: FunctionalNet, segment: Segment, images: torch.Tensor
     (:meth:`InnerPlan.shard`), the inner gradients are summed across ranks, and the returned meta-gradient is the
     whole one on every rank."""
     if distributed.active() and plan.totals is None:
-        plan = plan.shard(distributed.my_shard())
+        plan = plan.shard(distributed.positions())
     if checkpoint:
         return _checkpointed_meta_gradient(student, segment, images, labels, alpha, plan)
     images = images if images.requires_grad else images.detach().requires_grad_(True)

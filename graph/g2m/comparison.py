@@ -87,7 +87,7 @@ def compare(data: Any = "cora", *, modes: Sequence[str] = COMPARE_MODES, runs: i
                     kept = student_artifact(problem, t, o, replace(cfg, mode=m), seed=s, device=dev,
                                             train_per_class=graph.train_per_class)
             local.append(row)
-    rows = distributed.merge_by_position(distributed.gather_objects(local), len(seeds))
+    rows = distributed.gather_in_order(local, len(seeds))
     results = {k: {"acc": [r[k][0] for r in rows], "tran": [r[k][1] for r in rows], "val": [r[k][2] for r in rows],
                    "epochs": [r[k][3] for r in rows], "time": [r[k][4] for r in rows]} for k in ("teacher", *modes)}
     summary: dict[str, Any] = {"dataset": name, "teacher": cfg.teacher, "setting": cfg.setting, "seeds": seeds,

@@ -49,7 +49,7 @@ if __name__ == "__main__":
     try:
         result = meta_gradients()
         plan = InnerPlan.draw(CLASSES * IPC, STEPS, 5, (SIDE, SIDE), torch.Generator().manual_seed(2))
-        shares = distributed.gather_objects(plan.shard(distributed.my_shard()).batches[0].numel())
+        shares = distributed.gather_objects(plan.shard(distributed.positions()).batches[0].numel())
         if distributed.is_main():  # the shares of one minibatch of 5 each rank unrolled
             write_safetensors(sys.argv[1], result, {"schema_version": SCHEMA_VERSION, "shares": shares})
         finished = True
