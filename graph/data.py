@@ -4,12 +4,15 @@
 * Planetoid citation graphs (``cora``, ``citeseer``, ``pubmed``) from ``ROOT/planetoid/NAME/raw``;
 * Amazon-Photo / Coauthor-CS / Coauthor-Physics from ``ROOT/amazon/Photo/raw`` / ``ROOT/coauthor/CS/raw`` ...;
 * ``karate``: networkx's Zachary karate club, built in;
+* OGB sets (``ogbg-molhiv``, ``ogbg-molbace``, ``ogbg-molbbbp``, ``ogbn-arxiv``, ``ogbn-products``) with their
+  official splits, through :mod:`condense.graph.ogb` (the ``ogb`` extra);
 * DGL graphs convert with :func:`from_dgl` (the ``dgl`` extra).
 
 PyG writes a ``processed/`` folder next to ``raw/`` on first load. When the dataset folder is read-only (the
 shared data folder in CI, or any folder without the owner's write bit) the raw files are first copied to
-``<cache>/pyg/<source-hash>/NAME/raw`` and PyG processes that copy, so nothing is ever written next to data
-the library was only asked to read.
+``<cache>/pyg/<source-hash>/NAME/raw`` (OGB sets: the whole dataset folder to ``<cache>/ogb/<source-hash>/``,
+see :func:`writable_copy`) and PyG processes that copy, so nothing is ever written next to data the library was
+only asked to read.
 """
 from __future__ import annotations
 
@@ -23,8 +26,30 @@ from typing import Any
 import torch
 
 from condense.artifacts import row_normalise
-from condense.data import DatasetNotFound, cache_dir, canonical_name, info, is_writable_dir
+from condense.data import DatasetNotFound, cache_dir, canonical_name, info, is_writable_dir, resolve_loader
 from condense.data import data_root as resolve_data_root
+
+
+def _path_digest(path: Path) -> str:
+    """A short hash of a source folder's path: its copies in the cache live under it."""
+    return hashlib.sha256(str(path).encode()).hexdigest()[:12]
+
+
+def _mirror(src: Path, dest: Path, *, skip: tuple[str, ...] = ()) -> None:
+    """Copy every file under ``src`` to the same place under ``dest`` (sub-folders too, except the entries of
+    ``src`` named in ``skip``). A file already there with the same size is kept; each copy is written under a
+    temporary name and renamed, so an interrupted copy never looks whole."""
+    for item in src.iterdir():
+        if item.name in skip:
+            continue
+        target = dest / item.name
+        if item.is_dir():
+            _mirror(item, target)
+        elif item.is_file() and (not target.is_file() or target.stat().st_size != item.stat().st_size):
+            dest.mkdir(parents=True, exist_ok=True)
+            tmp = dest / f".{item.name}.tmp"
+            shutil.copyfile(item, tmp)
+            os.replace(tmp, target)
 
 
 def writable_root(raw_folder: Path) -> tuple[Path, str]:
@@ -37,19 +62,21 @@ def writable_root(raw_folder: Path) -> tuple[Path, str]:
     name = dataset_dir.name
     if is_writable_dir(dataset_dir):
         return dataset_dir.parent, name
-    digest = hashlib.sha256(str(raw_folder).encode()).hexdigest()[:12]
-    root = cache_dir() / "pyg" / digest
-    dest = root / name / "raw"
-    dest.mkdir(parents=True, exist_ok=True)
-    for src in raw_folder.iterdir():
-        if not src.is_file():
-            continue
-        target = dest / src.name
-        if not target.is_file() or target.stat().st_size != src.stat().st_size:
-            tmp = dest / f".{src.name}.tmp"
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, target)
+    root = cache_dir() / "pyg" / _path_digest(raw_folder)
+    _mirror(raw_folder, root / name / "raw")
     return root, name
+
+
+def writable_copy(folder: Path, kind: str, *, skip: tuple[str, ...] = ()) -> Path:
+    """``folder`` itself if it is writable, else a copy of everything in it (but the entries named in ``skip``)
+    at ``<cache>/<kind>/<source-hash>/<folder name>``, for loaders that read more than ``raw/`` (OGB's ``split/``,
+    ``mapping/`` and release file) and write next to it."""
+    folder = Path(folder).resolve()
+    if is_writable_dir(folder):
+        return folder
+    dest = cache_dir() / kind / _path_digest(folder) / folder.name
+    _mirror(folder, dest, skip=skip)
+    return dest
 
 
 def _locate(name: str, data_root) -> tuple[str, Path]:
@@ -72,8 +99,8 @@ def load_tu(name: str, *, data_root: str | os.PathLike | None = None, use_node_a
     from torch_geometric.datasets import TUDataset
 
     key, folder = _locate(name, data_root)
-    if info(key).family != "graph-classification":
-        raise ValueError(f"dataset {key!r} is not a graph-classification (TU) dataset")
+    if not info(key).loader.endswith(":load_tu"):
+        raise ValueError(f"dataset {key!r} is not a TU graph-classification dataset")
     root, folder_name = writable_root(folder)
     return TUDataset(str(root), folder_name, use_node_attr=use_node_attr, use_edge_attr=use_edge_attr)
 
@@ -82,8 +109,9 @@ def load_tu(name: str, *, data_root: str | os.PathLike | None = None, use_node_a
 class GraphSet:
     """A graph-classification dataset, packed: every graph of it (``pack``), its classes, where it came from
     (``source``: name, fingerprint, graph count), how many leading feature columns are continuous attributes
-    (the rest are one-hot labels), and the training subsample asked for (applied to the training split that the
-    method's protocol draws)."""
+    (the rest are one-hot labels), the training subsample asked for (applied to the training split), and the
+    dataset's official split where it has one (``split``: ``{"train", "val", "test"}`` graph-index tensors, as
+    the dataset's files list them; OGB's scaffold split). Without one the method's protocol draws the split."""
 
     name: str
     pack: Any  # condense.graph.nets.PackedGraphs
@@ -92,15 +120,20 @@ class GraphSet:
     num_node_attributes: int = 0
     train_per_class: int | None = None
     subsample_seed: int = 0
+    split: dict[str, torch.Tensor] | None = None
 
 
 def load_graph_set(name: str, *, data_root: str | os.PathLike | None = None, train_per_class: int | None = None,
                    seed: int = 0) -> GraphSet:
-    """A TU dataset as a :class:`GraphSet` (continuous node attributes and edge labels kept)."""
+    """A graph-classification dataset as a :class:`GraphSet`: a TU set (continuous node attributes and edge labels
+    kept, no official split) or an OGB molecule set (its scaffold split kept, :func:`condense.graph.ogb.load_ogbg_set`)."""
     from condense.graph.nets import PackedGraphs
+    from condense.graph.ogb import is_ogb, load_ogbg_set
 
-    ds = load_tu(name, data_root=data_root)
     key = canonical_name(name)
+    if is_ogb(key):
+        return load_ogbg_set(key, data_root=data_root, train_per_class=train_per_class, seed=seed)
+    ds = load_tu(key, data_root=data_root)
     pack = PackedGraphs.from_graphs(ds)
     source = {"name": key, "fingerprint": fingerprint(ds), "num_graphs": pack.num_graphs}
     return GraphSet(key, pack, int(ds.num_classes), source, int(getattr(ds, "num_node_attributes", 0)),
@@ -160,6 +193,10 @@ def load_graph(name: str, *, data_root: str | os.PathLike | None = None, **kwarg
         raise ValueError(f"dataset {key!r} is a {d.family} dataset, not a graph dataset")
     if key == "karate":
         return load_karate()
+    from condense.graph.ogb import is_ogb
+
+    if is_ogb(key):
+        return resolve_loader(key)(key, data_root=data_root, **kwargs)
     func = {"load_tu": load_tu, "load_planetoid": load_planetoid, "load_npz_graph": load_npz_graph}
     return func[d.loader.partition(":")[2]](key, data_root=data_root, **kwargs)
 

@@ -19,7 +19,9 @@ training set without training any GNN:
 
 Training view: each itemset of class c is one graph, the disjoint union of its trees with edges child ->
 parent, label c and weight supp(I); the readout sums the tree roots only (:mod:`condense.graph.nets`). Models are
-evaluated on the real validation/test graphs (:mod:`condense.graph.classify`).
+evaluated on the real validation/test graphs (:mod:`condense.graph.classify`): those of the dataset's official split
+where it has one (OGB's scaffold split, scored with OGB's Evaluator too, :mod:`condense.graph.ogb`), else of the
+configured protocol's split.
 
 Library choices where the reference code differs: exact relabelling instead of digit
 concatenation, an exact miner instead of pyfpgrowth, any number of classes, discretisers for continuous
@@ -39,8 +41,9 @@ import torch
 from condense.artifacts import TreeSet
 from condense.config import apply_overrides, build_config, from_dict, require, to_dict
 from condense.graph.accounting import graph_set_bytes, treeset_bytes
-from condense.graph.classify import TrainConfig, split_indices, summarise, train_run, train_runs
+from condense.graph.classify import ExtraMetric, TrainConfig, split_indices, summarise, train_run, train_runs
 from condense.graph.data import GraphSet
+from condense.graph.floors import FLOORS, majority_floor, node_count_floor, untrained_floor
 from condense.graph.mining import Transactions, mine_classes
 from condense.graph.nets import PackedGraphs
 from condense.graph.presets import MIRAGE_PRESETS, TREE_EVAL_PRESETS
@@ -83,7 +86,7 @@ class MirageConfig:
     remove_self_loops: bool = False  # drop self-loops instead of raising
     use_node_attr: bool = True  # TU continuous node attributes
     use_edge_attr: bool = True
-    protocol: Literal["split", "kfold"] = "split"
+    protocol: Literal["split", "kfold"] = "split"  # datasets with an official split (OGB) always use it
     split_seed: int = 0
     folds: int = 10
     fold: int = 0
@@ -131,8 +134,9 @@ def degree_features(pack: PackedGraphs, dim: int) -> torch.Tensor:
 class Mirage(Method):
     """``Mirage(config).fit(graphs) -> TreeSet`` (see the module docstring).
 
-    ``graphs``: a :class:`~condense.graph.data.GraphSet` (a catalogue dataset: the configured protocol's training
-    split is distilled, and ``threshold_grid`` scores its points on the validation split), or your own training
+    ``graphs``: a :class:`~condense.graph.data.GraphSet` (a catalogue dataset: the training part of its official
+    split, OGB's scaffold split, or else of the configured protocol's split is distilled, and ``threshold_grid``
+    scores its points on the validation part), or your own training
     graphs: a PyG dataset, a list of ``Data`` with graph labels ``y``, or a :class:`PackedGraphs` (all of them are
     distilled). Inputs: ``num_classes`` (default: the largest label + 1). ``run_dir`` is accepted for the
     protocol; distillation takes seconds and writes no checkpoints.
@@ -162,7 +166,8 @@ class Mirage(Method):
                     "of each class, or --set support=40,60 as per-class counts) or target_itemsets_per_class; "
                     "presets exist for " + ", ".join(sorted(MIRAGE_PRESETS)))
             pack, num_classes, source = prepared_pack(graphs, cfg)
-            train, val, _ = split_for(pack.y, cfg, train_per_class=graphs.train_per_class, seed=graphs.subsample_seed)
+            train, val, _ = split_for(pack.y, cfg, train_per_class=graphs.train_per_class, seed=graphs.subsample_seed,
+                                      official=graphs.split, dataset=graphs.name)
             source.update(protocol=cfg.protocol, split_seed=cfg.split_seed, folds=cfg.folds, fold=cfg.fold,
                           train_per_class=graphs.train_per_class, subsample_seed=graphs.subsample_seed,
                           train_graphs=int(train.size), train_index_sha=_index_digest(train))
@@ -332,12 +337,21 @@ def prepared_pack(graphs: GraphSet, cfg: MirageConfig) -> tuple[PackedGraphs, in
     return pack, graphs.num_classes, source
 
 
-def split_for(labels: torch.Tensor, cfg: MirageConfig, *, train_per_class: int | None, seed: int):
-    """``(train, val, test)`` of the configured protocol, the training part optionally subsampled per class."""
+def split_for(labels: torch.Tensor, cfg: MirageConfig, *, train_per_class: int | None, seed: int,
+              official: dict[str, torch.Tensor] | None = None, dataset: str = "graphs"):
+    """``(train, val, test)`` sorted index arrays: the dataset's ``official`` split where it has one (a
+    :class:`GraphSet`'s ``split``; ``split_seed`` does not apply), else the configured protocol's; the training part
+    optionally subsampled per class."""
     from condense.data import stratified_subsample
 
-    train, val, test = split_indices(labels.cpu().numpy(), protocol=cfg.protocol, seed=cfg.split_seed,
-                                     folds=cfg.folds, fold=cfg.fold)
+    if official is not None:
+        if cfg.protocol != "split":
+            raise ValueError(f"protocol={cfg.protocol!r}: {dataset} has an official split, which Mirage always uses; "
+                             "leave protocol at 'split'")
+        train, val, test = (np.sort(official[part].cpu().numpy()) for part in ("train", "val", "test"))
+    else:
+        train, val, test = split_indices(labels.cpu().numpy(), protocol=cfg.protocol, seed=cfg.split_seed,
+                                         folds=cfg.folds, fold=cfg.fold)
     if train_per_class is not None:
         train = train[stratified_subsample(labels.cpu().numpy()[train], train_per_class, seed)]
     return train, val, test
@@ -457,10 +471,12 @@ def _fmt_stat(s: dict) -> str:
 
 
 def evaluate_treeset(artifact: TreeSet, train: PackedGraphs, val: PackedGraphs, test: PackedGraphs, cfg: TreeEvalConfig, *,
-                     num_classes: int, device="auto", seed: int = 0, baselines: bool = False) -> dict:
+                     num_classes: int, device="auto", seed: int = 0, baselines: bool = False,
+                     extra_metric: ExtraMetric | None = None) -> dict:
     """Train ``cfg.runs`` models on the TreeSet (and, with ``baselines``, on the full training split, random
     and herding selections at the set's byte budget and at ``cfg.baseline_per_class`` graphs per class); test
-    each on the real ``test`` graphs at its best-validation epoch. Returns the registry's result dict."""
+    each on the real ``test`` graphs at its best-validation epoch, with ``extra_metric`` (e.g. OGB's Evaluator)
+    as well where given. Returns the registry's result dict."""
     from condense.graph.accounting import per_graph_storage_bytes
     from condense.graph.baselines import baseline_selections
 
@@ -475,7 +491,13 @@ def evaluate_treeset(artifact: TreeSet, train: PackedGraphs, val: PackedGraphs, 
     dataset = artifact.meta.get("source", {}).get("name", "graphs")
     results, sizes = {}, {}
     results["distilled"], _ = train_runs(tree_pack, val, test, cfg, num_classes=num_classes, seed=seed,
-                                         sampling=cfg.sampling, desc=f"mirage {cfg.model}")
+                                         sampling=cfg.sampling, desc=f"mirage {cfg.model}", extra_metric=extra_metric)
+    # the floors any condensed set must beat (condense.graph.floors): free, so always reported
+    results["node_count"] = node_count_floor(train, test, num_classes)
+    results["untrained"] = untrained_floor(train, test, cfg, num_classes=num_classes,
+                                           seeds=[seed + r for r in range(cfg.runs)])
+    results["majority"] = majority_floor(train, test, num_classes)
+    sizes.update({name: {"graphs": None, "bytes": None} for name in FLOORS})
     dist_bytes = {c: treeset_bytes(artifact.tensors, c) for c in ("storage", "compact")}
     full_bytes = {c: graph_set_bytes(train, c)["total"] for c in ("storage", "compact")}
     sizes["distilled"] = {"graphs": tree_pack.num_graphs, "bytes": dist_bytes["storage"]["total"],
@@ -488,7 +510,8 @@ def evaluate_treeset(artifact: TreeSet, train: PackedGraphs, val: PackedGraphs, 
             # the full baseline itself is not asked for)
             full_cfg = cfg if "full" in wanted else apply_overrides(cfg, {"runs": 1})
             full_summary, full_runs = train_runs(train, val, test, full_cfg, num_classes=num_classes, seed=seed,
-                                                 desc=f"full {cfg.model}", keep_first_model=True)
+                                                 desc=f"full {cfg.model}", keep_first_model=True,
+                                                 extra_metric=extra_metric)
             if "full" in wanted:
                 results["full"] = full_summary
                 sizes["full"] = {"graphs": train.num_graphs, "bytes": full_bytes["storage"],
@@ -510,7 +533,8 @@ def evaluate_treeset(artifact: TreeSet, train: PackedGraphs, val: PackedGraphs, 
                 picks = baseline_selections(train, num_classes, budget_bytes=budget, per_class=cfg.baseline_per_class,
                                             seed=seed + r, embeddings=embeddings)
                 local.append({name: (train_run(train.select(picks[name]), val, test, cfg, num_classes=num_classes,
-                                               seed=seed + r, bar=bar), int(picks[name].numel()),
+                                               seed=seed + r, bar=bar, extra_metric=extra_metric),
+                                     int(picks[name].numel()),
                                      int(gbytes[picks[name]].sum()) + 8) for name in chosen})
         for per_run in distributed.gather_in_order(local, total):
             for name, (run, n_graphs, n_bytes) in per_run.items():
@@ -535,12 +559,13 @@ def evaluate_treeset(artifact: TreeSet, train: PackedGraphs, val: PackedGraphs, 
     }
     timing = {"distill": artifact.meta.get("extra", {}).get("timing", {}),
               "train_seconds": {k: v["train_seconds"] for k, v in results.items()}}
-    text = _table(dataset, cfg, L, results, compression, num_classes)
+    text = _table(dataset, cfg, L, results, compression, num_classes, extra_metric.name if extra_metric else None)
     return {"kind": "TreeSet", "method": "mirage", "dataset": dataset, "model": cfg.model, "config": to_dict(cfg),
             "results": results, "compression": compression, "timing": timing, "table": text}
 
 
-def _table(dataset: str, cfg: TreeEvalConfig, L: int, results: dict, compression: dict, K: int) -> str:
+def _table(dataset: str, cfg: TreeEvalConfig, L: int, results: dict, compression: dict, K: int,
+           extra: str | None = None) -> str:
     auc = "ROC-AUC" if K == 2 else "macro OvR AUC"
     lines = [
         f"Mirage TreeSet on {dataset} (L={L}): {cfg.model.upper()} J={cfg.layers}, {cfg.runs} runs, "
@@ -551,12 +576,15 @@ def _table(dataset: str, cfg: TreeEvalConfig, L: int, results: dict, compression
         f"{compression['distilled_bytes_compact']} vs {compression['full_bytes_compact']} (compact, "
         f"{compression['bytes_compact']:.1f}x); codebook {compression['codebook_bytes']} bytes",
         "",
-        f"{'set':<20} {'graphs':>8} {'bytes':>10}  {auc:<18} {'accuracy':<18}",
+        f"{'set':<20} {'graphs':>8} {'bytes':>10}  {auc:<18} {'accuracy':<18}" + (f" {extra:<18}" if extra else ""),
     ]
     for name, res in results.items():
-        g = res["graphs"]
-        lines.append(f"{name:<20} {g:>8.4g} {res['bytes']:>10.0f}  {_fmt_stat(res['roc_auc']):<18} "
-                     f"{_fmt_stat(res['accuracy']):<18}")
+        g, b = res["graphs"], res["bytes"]
+        ext = (f" {_fmt_stat(res[extra]):<18}" if extra in res else f" {'–':<18}") if extra else ""
+        lines.append(f"{name:<20} {'–' if g is None else format(g, '.4g'):>8} {'–' if b is None else format(b, '.0f'):>10}"
+                     f"  {_fmt_stat(res['roc_auc']):<18} {_fmt_stat(res['accuracy']):<18}" + ext)
+    lines.append("floors (free): node_count scores a graph by its size (sign per class from the training split), "
+                 "untrained is the GNN at initialisation, majority predicts the largest training class")
     return "\n".join(lines)
 
 
@@ -588,7 +616,8 @@ def evaluate_artifact(artifact: TreeSet, data=None, *, model: str | None = None,
 
     ``model``: gcn, gin (default), gat or sage; ``runs``: seeds (default 10); ``overrides``: :class:`TreeEvalConfig`
     fields (e.g. ``epochs``, ``sampling``, ``report``). With ``baselines`` also trains on the full training
-    split and on random / herding selections (see :func:`evaluate_treeset`).
+    split and on random / herding selections (see :func:`evaluate_treeset`). An OGB dataset is evaluated on its
+    scaffold split, and every set's results add OGB's Evaluator score (``ogb_rocauc``).
     """
     if not isinstance(artifact, TreeSet):
         raise TypeError(f"artifact must be a TreeSet, got {type(artifact).__name__}")
@@ -613,6 +642,7 @@ def evaluate_artifact(artifact: TreeSet, data=None, *, model: str | None = None,
         raise ValueError(f"this TreeSet was distilled from your own graphs (source {source.get('name')!r}): pass "
                          "data=(train, val, test) graphs to evaluate it") from None
     from condense.graph.data import load_graph_set
+    from condense.graph.ogb import is_ogb
 
     mcfg = stored_config(artifact)
     graphs = load_graph_set(name, data_root=data_root)
@@ -621,10 +651,15 @@ def evaluate_artifact(artifact: TreeSet, data=None, *, model: str | None = None,
                          f"distilled from (fingerprint {graphs.source['fingerprint']} vs {source['fingerprint']})")
     pack, K, _ = prepared_pack(graphs, mcfg)
     train, val, test = split_for(pack.y, mcfg, train_per_class=source.get("train_per_class"),
-                                 seed=int(source.get("subsample_seed", 0)))
+                                 seed=int(source.get("subsample_seed", 0)), official=graphs.split, dataset=name)
     if source.get("train_index_sha") and _index_digest(train) != source["train_index_sha"]:
         raise ValueError("the training split rebuilt for evaluation differs from the one the TreeSet was distilled from")
     cfg = tree_eval_config(name, model or "gin", depth, values)
     sel = lambda idx: pack.select(torch.as_tensor(idx))  # noqa: E731
+    extra_metric = None
+    if is_ogb(name):
+        from condense.graph.ogb import graph_metric
+
+        extra_metric = graph_metric(name)
     return evaluate_treeset(artifact, sel(train), sel(val), sel(test), cfg, num_classes=K, device=device, seed=seed,
-                            baselines=baselines)
+                            baselines=baselines, extra_metric=extra_metric)

@@ -21,7 +21,7 @@ class G2MConfig:
     ``num_layers``/``hidden`` describe the teacher and the student alike (GAT: ``hidden`` is the concatenated
     width, ``heads`` heads of ``hidden // heads``); ``mlp_dropout`` acts after the student's hidden ReLUs,
     ``gnn_dropout`` in the teacher. ``lam`` weighs the label loss, ``tau`` is the high-frequency temperature.
-    ``split="auto"`` uses the graph's masks when it has them (Planetoid public split), else a random split of
+    ``split="auto"`` uses the graph's masks when it has them (Planetoid public split, OGB's split), else a random split of
     ``split_train_per_class`` / ``split_val`` / ``split_test`` nodes drawn per seed. ``feature_norm="auto"``
     row-normalises Planetoid features (as DGL's loaders do). ``edge_batch_size=0`` trains the student full batch.
 

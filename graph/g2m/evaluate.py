@@ -24,13 +24,15 @@ def evaluate_artifact(artifact: Student, data: Any = None, *, model: str | None 
                       **overrides: Any) -> dict[str, Any]:
     """Score a stored student on its dataset's split (rebuilt from the artifact's seed and config), through
     ``Student.predict`` on raw features (no graph). ``data``: the graph (PyG ``Data`` or DGL) for a student trained
-    on your own graph. With ``baselines``, also retrain the teacher, MLP, GLNN and the artifact's mode over ``runs``
-    (default 5) seeds ``seed, seed+1, ...``, with teacher ``model`` if given.
+    on your own graph. An OGB graph's score adds OGB's Evaluator accuracy (``ogb_acc``). With ``baselines``, also
+    retrain the teacher, MLP, GLNN and the artifact's mode over ``runs`` (default 5) seeds ``seed, seed+1, ...``, with
+    teacher ``model`` if given.
     """
     from condense.data import canonical_name
     from condense.graph.data import fingerprint
     from condense.graph.g2m.method import NodeGraph
     from condense.graph.g2m.problem import as_pyg
+    from condense.graph.ogb import is_ogb
 
     if not isinstance(artifact, Student):
         raise TypeError(f"evaluate_artifact expects a Student artifact, got {type(artifact).__name__}")
@@ -58,6 +60,14 @@ def evaluate_artifact(artifact: Student, data: Any = None, *, model: str | None 
     acc = float((pred == problem.y[eval_nodes]).float().mean())
     metric = "test_ind" if cfg.setting == "inductive" else "test"
     results: dict[str, Any] = {"distilled": {"accuracy": run_stats([acc]), "evaluated_on": metric}}
+    official = ""
+    if data is None and is_ogb(name):
+        from condense.graph.ogb import node_metric
+
+        scorer = node_metric(name)
+        value = scorer.score(pred, problem.y[eval_nodes])
+        results["distilled"][scorer.name] = run_stats([value])
+        official = f" (OGB Evaluator {scorer.name}: {100 * value:.2f}%)"
 
     tcfg = cfg.teacher_config()
     k, f_in = problem.num_classes, problem.x.shape[1]
@@ -87,7 +97,7 @@ def evaluate_artifact(artifact: Student, data: Any = None, *, model: str | None 
                    "device": timing["device"]},
     }
     lines = [f"{name}: stored {cfg.mode} student ({cfg.teacher} teacher, {cfg.setting}) {metric} accuracy "
-             f"{100 * acc:.2f}%",
+             f"{100 * acc:.2f}%{official}",
              f"  inference: student {timing['student']['nodes_per_s']:,.0f} nodes/s vs teacher "
              f"{timing['teacher']['nodes_per_s']:,.0f} nodes/s ({timing['speedup']:.1f}x) on {timing['device']}"]
     if comparison is not None:

@@ -29,11 +29,12 @@ elementwise on raw logits; :math:`\\tau` enters only the high-frequency term. Th
 Protocol (the FF-G2M and GLNN papers' node-classification setting): the teacher trains with Adam (lr 0.01, weight decay
 5e-4) and early stopping (patience 50 on validation accuracy, ties update, <= 500 epochs); the student trains full
 batch with the preset lr and the same early stopping; the reported number is test accuracy at the best-validation
-epoch. Planetoid graphs use the public split with row-normalised features, the other datasets a random 20 per
-class / 500 / 1000 split drawn per seed. ``setting="inductive"`` holds out ``floor(0.2 |test|)`` test nodes and
-every edge touching them from everything the teacher and the student train on, and reports the student's accuracy
-on them from features alone. ``edge_batch_size > 0`` trains on seeded edge subsets per step (an approximation for
-graphs whose |E| x K gathers do not fit one batch).
+epoch. Planetoid graphs use the public split with row-normalised features, OGB graphs (ogbn-arxiv, ogbn-products)
+their official split with raw features (arxiv's directed citations symmetrised, as every input graph), the other
+datasets a random 20 per class / 500 / 1000 split drawn per seed. ``setting="inductive"`` holds out
+``floor(0.2 |test|)`` test nodes and every edge touching them from everything the teacher and the student train on,
+and reports the student's accuracy on them from features alone. ``edge_batch_size > 0`` trains on seeded edge
+subsets per step (an approximation for graphs whose |E| x K gathers do not fit one batch).
 
 This module holds the method, ``FFG2M(config).fit(graph, teacher=...) -> Student``. The package splits the rest by
 job: :mod:`~condense.graph.g2m.config` (settings), :mod:`~condense.graph.g2m.losses` (the terms above),

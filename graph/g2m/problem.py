@@ -1,5 +1,6 @@
 """The node-classification problem a run solves, on the device: features (normalised as the protocol says), labels,
-the prepared graph (symmetric, one self-loop per node), the split (public masks or a seeded random split) and, in
+the prepared graph (symmetric, one self-loop per node), the split (the graph's masks: Planetoid's public split or an
+OGB split; else a seeded random split) and, in
 the inductive setting, the observed subgraph without the held-out test nodes."""
 from __future__ import annotations
 
@@ -83,13 +84,13 @@ def as_pyg(graph: Any):
 
 def load_node_graph(name: str, data_root=None):
     """A node-classification dataset from the catalogue, features unnormalised."""
-    from condense.data import canonical_name, info
+    from condense.data import CATALOGUE, canonical_name, info
     from condense.graph.data import load_graph
 
     key = canonical_name(name)
     if info(key).family != "node-classification":
         raise ValueError(f"dataset {key!r} is a {info(key).family} dataset; FF-G2M needs a node-classification graph "
-                         f"({', '.join(PLANETOID)}, amazon-photo, coauthor-cs, coauthor-physics, karate)")
+                         f"({', '.join(n for n, d in CATALOGUE.items() if d.family == 'node-classification')})")
     return load_graph(key, data_root=data_root)
 
 
