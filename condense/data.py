@@ -76,7 +76,7 @@ class DatasetInfo:
     family: str  # "image", "graph-classification", "node-classification"
     description: str
     folders: tuple[str, ...]  # candidate folders relative to the root (first match wins)
-    files: tuple[tuple[str, ...], ...]  # each required file as alternatives (e.g. gzipped or not)
+    files: tuple[tuple[str, ...], ...]  # each required file as alternatives (gzipped or not); "name/" is a folder
     builtin: bool = False  # needs no files (ships with a dependency)
     loader: str = ""  # "module:function" that loads it
 
@@ -86,7 +86,8 @@ class DatasetInfo:
             return root
         for rel in self.folders:
             folder = root / rel
-            if all(any((folder / alt).is_file() for alt in alts) for alts in self.files):
+            if folder.is_dir() and all(any(_present(folder / alt, alt.endswith("/")) for alt in alts)
+                                       for alts in self.files):
                 return folder
         return None
 
@@ -96,11 +97,21 @@ class DatasetInfo:
     def expected(self) -> list[str]:
         return [" or ".join(alts) for alts in self.files]
 
+    def layout(self) -> str:
+        """Where its files go under the data root, in one line (``built in`` for built-in datasets)."""
+        if self.builtin:
+            return "built in"
+        return f"{' or '.join(f + '/' for f in self.folders)} with {', '.join(self.expected())}"
+
     def require(self, root: Path, hint: str = "") -> Path:
         found = self.locate(root)
         if found is None:
             raise DatasetNotFound(self.name, self.searched(root), self.expected(), hint)
         return found
+
+
+def _present(path: Path, folder: bool) -> bool:
+    return path.is_dir() if folder else path.is_file()
 
 
 def _idx(prefix: str) -> tuple[tuple[str, ...], ...]:
@@ -144,6 +155,24 @@ def _pyg_npz(name: str, folder: str, file: str, description: str) -> DatasetInfo
     )
 
 
+#: the OGB release the catalogue's OGB folders hold (the ``RELEASE_v<n>.txt`` marker OGB writes into each)
+OGB_RELEASE = 1
+
+
+def _ogb(name: str, family: str, raw: tuple[str, ...], split: str, description: str) -> DatasetInfo:
+    """An OGB dataset in the folder its zip file unpacks to (``ogbg_molhiv/``: ``raw/*.csv.gz``,
+    ``split/<split>/{train,valid,test}.csv.gz``, ``RELEASE_v1.txt``), under ``ogb/`` or the root itself."""
+    folder = name.replace("-", "_")
+    files = ((f"RELEASE_v{OGB_RELEASE}.txt",),) + tuple((f"raw/{f}.csv.gz",) for f in raw) + tuple(
+        (f"split/{split}/{part}.csv.gz",) for part in ("train", "valid", "test"))
+    loader = "condense.graph.ogb:load_ogbg" if family == "graph-classification" else "condense.graph.ogb:load_ogbn"
+    return DatasetInfo(name=name, family=family, description=f"{description}; needs the ogb extra",
+                       folders=(f"ogb/{folder}", folder), files=files, loader=loader)
+
+
+_OGB_MOLECULE_FILES = ("edge", "edge-feat", "node-feat", "graph-label", "num-node-list", "num-edge-list")
+
+
 CATALOGUE: dict[str, DatasetInfo] = {
     d.name: d
     for d in (
@@ -160,6 +189,14 @@ CATALOGUE: dict[str, DatasetInfo] = {
                     (("train",), ("test",), ("meta",)), loader="condense.vision.data:load_images"),
         DatasetInfo("cifar10-subset", "image", "CIFAR-10, first 4000 train / 1000 test images (.npz)",
                     ("cifar10_subset",), (("cifar10_subset_5k.npz",),), loader="condense.vision.data:load_images"),
+        DatasetInfo("tiny-imagenet", "image", "Tiny-ImageNet 64x64, 200 classes, 100k/10k (tiny-imagenet-200: wnids.txt, "
+                    "train/<wnid>/images, val/val_annotations.txt); decoded once into a uint8 cache",
+                    ("tiny-imagenet-200", "tiny-imagenet"), (("wnids.txt",), ("train/",), ("val/val_annotations.txt",)),
+                    loader="condense.vision.data:load_images"),
+        DatasetInfo("imagenet", "image", "ImageNet-1K (train/<wnid>/*.JPEG, val/<wnid>/*.JPEG), resized to 64x64 "
+                    "unless --image-size; decoded once into a uint8 cache",
+                    ("imagenet", "ILSVRC2012", "imagenet-1k"), (("train/",), ("val/",)),
+                    loader="condense.vision.data:load_images"),
         _tu("MUTAG", ("node_labels", "edge_labels")),
         _tu("NCI1"),
         _tu("PTC_MR", ("node_labels", "edge_labels")),
@@ -178,6 +215,18 @@ CATALOGUE: dict[str, DatasetInfo] = {
                  "Coauthor-Physics co-authorship graph (Shchur et al. 2018), random 20/class splits"),
         DatasetInfo("karate", "node-classification", "networkx's Zachary karate club (built in; 34 nodes, 2 factions)",
                     (), (), builtin=True, loader="condense.graph.data:load_karate"),
+        _ogb("ogbg-molhiv", "graph-classification", _OGB_MOLECULE_FILES, "scaffold",
+             "OGB ogbg-molhiv: 41,127 molecules, HIV inhibition (binary), scaffold split, ROC-AUC"),
+        _ogb("ogbg-molbace", "graph-classification", _OGB_MOLECULE_FILES, "scaffold",
+             "OGB ogbg-molbace: 1,513 molecules, BACE-1 inhibition (binary), scaffold split, ROC-AUC"),
+        _ogb("ogbg-molbbbp", "graph-classification", _OGB_MOLECULE_FILES, "scaffold",
+             "OGB ogbg-molbbbp: 2,039 molecules, blood-brain barrier penetration (binary), scaffold split, ROC-AUC"),
+        _ogb("ogbn-arxiv", "node-classification",
+             ("edge", "node-feat", "node-label", "node_year", "num-node-list", "num-edge-list"), "time",
+             "OGB ogbn-arxiv: 169,343 papers, directed citations, 40 subject areas, split by year, accuracy"),
+        _ogb("ogbn-products", "node-classification",
+             ("edge", "node-feat", "node-label", "num-node-list", "num-edge-list"), "sales_ranking",
+             "OGB ogbn-products: 2,449,029 products, co-purchases, 47 categories, split by sales rank, accuracy"),
     )
 }
 
@@ -187,10 +236,22 @@ _ALIASES = {
     "cifar-10": "cifar10",
     "cifar-100": "cifar100",
     "cifar10_subset": "cifar10-subset",
+    "tiny-imagenet-200": "tiny-imagenet",
+    "tinyimagenet": "tiny-imagenet",
+    "imagenet-1k": "imagenet",
     "imdb-b": "IMDB-BINARY",
     "photo": "amazon-photo",
     "cs": "coauthor-cs",
     "physics": "coauthor-physics",
+    "molhiv": "ogbg-molhiv",
+    "molbace": "ogbg-molbace",
+    "molbbbp": "ogbg-molbbbp",
+    "ogbg_molhiv": "ogbg-molhiv",
+    "ogbg_molbace": "ogbg-molbace",
+    "ogbg_molbbbp": "ogbg-molbbbp",
+    "arxiv": "ogbn-arxiv",
+    "ogbn_arxiv": "ogbn-arxiv",
+    "ogbn_products": "ogbn-products",
 }
 
 
@@ -206,7 +267,8 @@ def canonical_name(name: str) -> str:
     for key in CATALOGUE:
         if key.lower() == low:
             return key
-    raise ValueError(f"unknown dataset {name!r}; known: {', '.join(CATALOGUE)} (or a path to an .npz file)")
+    raise ValueError(f"unknown dataset {name!r}; known: {', '.join(CATALOGUE)} (or a path to an .npz file or an "
+                     "image folder)")
 
 
 def info(name: str) -> DatasetInfo:
@@ -225,6 +287,7 @@ def status(root: str | os.PathLike | None = None) -> list[dict]:
             "description": d.description,
             "found": where is not None,
             "location": "built in" if d.builtin else (str(where) if where else None),
+            "layout": d.layout(),
         })
     return rows
 

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import os
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 
 @dataclass(frozen=True)
@@ -210,7 +211,7 @@ def entries() -> list[MethodEntry]:
 def distill(name: str, data: Any = None, *, config: Any = None, preset: str | None = None,
             data_root: str | os.PathLike | None = None, device: Any = "auto", seed: int = 0,
             train_per_class: int | None = None, out: str | os.PathLike | None = None, quiet: bool | None = None,
-            **overrides: Any):
+            data_options: Mapping[str, Any] | None = None, **overrides: Any):
     """Run method ``name`` on ``data`` and return its artifact.
 
     ``data``: a catalogue dataset name (default: the method's ``default_dataset``) or one of the method's data
@@ -219,7 +220,9 @@ def distill(name: str, data: Any = None, *, config: Any = None, preset: str | No
     own inputs (MTT ``buffer``, FF-G2M ``teacher`` as a module or logits, DataDAM ``init_images``). The order is
     defaults, the dataset's preset, ``preset``, ``config``, ``overrides`` (see :meth:`condense.method.Method.configure`).
 
-    ``train_per_class`` keeps a seeded, stratified subsample of a catalogue dataset's training split. With
+    ``train_per_class`` keeps a seeded, stratified subsample of a catalogue dataset's training split;
+    ``data_options`` are further keyword arguments of the method's ``load_data`` (the image methods take
+    ``image_size`` and ``stream`` for image folders: :func:`condense.vision.data.load_folder`). With
     ``out=DIR`` the run's checkpoints and plots go to DIR and the artifact is saved (atomically) as
     ``DIR/<name>.safetensors``; its path is ``artifact.path``. The presets applied are recorded in
     ``artifact.meta["extra"]["presets"]``.
@@ -233,10 +236,19 @@ def distill(name: str, data: Any = None, *, config: Any = None, preset: str | No
     data = entry.default_dataset if data is None else data
     settings, inputs = cls.split_inputs(overrides)
     with quiet_mode(quiet) if quiet is not None else nullcontext():
+        options = dict(data_options or {})
+        if options:
+            accepted = inspect.signature(cls.load_data).parameters
+            unknown = sorted(k for k in options if k not in accepted)
+            if unknown:
+                raise ValueError(f"method {name!r} loads data without the option(s) {unknown} (image_size and "
+                                 "stream apply to image folders)")
         if isinstance(data, (str, os.PathLike)):
-            data = cls.load_data(str(data), data_root=data_root, train_per_class=train_per_class, seed=seed)
-        elif train_per_class is not None:
-            raise ValueError("train_per_class subsamples a catalogue dataset; with your own data, pass the subset")
+            data = cls.load_data(str(data), data_root=data_root, train_per_class=train_per_class, seed=seed,
+                                 **options)
+        elif train_per_class is not None or options:
+            raise ValueError("train_per_class and data_options apply to a dataset loaded by name or path; with "
+                             "your own data, pass it prepared")
         cfg, chain = cls.configure(data, preset=preset, config=config, **settings)
         artifact = cls(cfg).fit(data, device=device, seed=seed, run_dir=out, **inputs)
     artifact.meta.setdefault("extra", {})["presets"] = {"used": chain, "notes": entry.notes(chain)}

@@ -47,10 +47,12 @@ def cmd_buffer(args: argparse.Namespace) -> None:
         overrides["zca"] = True
     config = buffer_config(overrides, preset="ast" if args.ast else "mtt")
 
+    from condense.cli import data_options
     from condense.runtime import Meter
     from condense.vision.data import load_images
 
-    data = load_images(args.dataset, data_root=args.data_root, train_per_class=args.train_per_class, seed=args.seed)
+    data = load_images(args.dataset, data_root=args.data_root, train_per_class=args.train_per_class, seed=args.seed,
+                       **data_options(args))
     indices = shard_indices(config.experts, shard=args.shard, experts_range=args.experts_range)
     from condense import distributed
     from condense.vision.experts import SHARD_PATTERN
@@ -147,7 +149,7 @@ def add_commands(subparsers) -> None:
     p = subparsers.add_parser("buffer", help="train (or resume) an expert-trajectory buffer for MTT/AST",
                               description="Train N experts for E epochs on the real data and store their "
                                           "parameters after every epoch (safetensors shards + buffer.json).")
-    add_common(p)
+    add_common(p, log=True)
     p.add_argument("--experts", type=int, default=None, help="number of experts N (default 100)")
     p.add_argument("--epochs", type=int, default=None, help="epochs per expert E (default 50)")
     p.add_argument("--model", default=None, help="network (default: convnet, depth by resolution)")

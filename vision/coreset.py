@@ -52,11 +52,20 @@ def _check(labels: torch.Tensor, ipc: int, num_classes: int | None) -> tuple[int
     return k, counts
 
 
-def _flat(features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    if not isinstance(features, torch.Tensor) or features.dim() < 2 or features.shape[0] != labels.shape[0]:
+def _check_features(features, labels: torch.Tensor) -> None:
+    from condense.vision.store import ImageStore
+
+    if not isinstance(features, (torch.Tensor, ImageStore)) or features.dim() < 2 \
+            or features.shape[0] != labels.shape[0]:
         raise ValueError(f"features must be [N, ...] with N = {labels.shape[0]} (one row per label), "
                          f"got {list(getattr(features, 'shape', []))}")
-    return features.reshape(features.shape[0], -1).float()
+
+
+def _class_rows(features, idx: torch.Tensor) -> torch.Tensor:
+    """Rows ``idx`` of ``features`` flattened to [n, d] float: one class at a time, so features held in an
+    :class:`~condense.vision.store.ImageStore` are read a class at a time rather than all at once."""
+    rows = features[idx.to(features.device)]
+    return rows.reshape(rows.shape[0], -1).float().to(idx.device)
 
 
 def random_real(labels: torch.Tensor, ipc: int, *, num_classes: int | None = None,
@@ -76,11 +85,11 @@ def herding(features: torch.Tensor, labels: torch.Tensor, ipc: int, *, num_class
             generator: torch.Generator | None = None) -> torch.Tensor:
     """Greedy herding on ``features`` (see the module docstring), class-major. Deterministic."""
     k, _ = _check(labels, ipc, num_classes)
-    f_all = _flat(features, labels)
+    _check_features(features, labels)
     picks = []
     for c in range(k):
         idx = (labels == c).nonzero().flatten()
-        f = f_all[idx]
+        f = _class_rows(features, idx)
         mu = f.mean(0)
         total = torch.zeros_like(mu)
         taken = torch.zeros(f.shape[0], dtype=torch.bool, device=f.device)
@@ -162,12 +171,12 @@ def kmeans(features: torch.Tensor, labels: torch.Tensor, ipc: int, *, num_classe
     if not isinstance(n_init, int) or n_init < 1:
         raise ValueError(f"n_init must be a positive integer, got {n_init!r}")
     g = generator if generator is not None else torch.Generator(device=labels.device).manual_seed(0)
-    f_all = _flat(features, labels)
+    _check_features(features, labels)
     n_centres = ipc if clusters is None else min(clusters, ipc)
     picks = []
     for c in range(k):
         idx = (labels == c).nonzero().flatten()
-        x = f_all[idx]
+        x = _class_rows(features, idx)
         distinct = torch.unique(x, dim=0).shape[0]
         if distinct < n_centres:
             log.warning("class %d has %d distinct feature vectors for %d k-means centres; "

@@ -10,11 +10,16 @@ content. Sources:
 * ``cifar10-subset``: ``ROOT/cifar10_subset/cifar10_subset_5k.npz``; any ``.npz`` path with ``x_train, y_train,
   x_test, y_test[, classes]`` (uint8 HWC or CHW, or floats in [0, 1]);
 * ``digits``: scikit-learn's 1797 real 8x8 digits (built in), split 80/20 stratified with seed 0;
+* ``tiny-imagenet`` (``ROOT/tiny-imagenet-200``), ``imagenet`` (``ROOT/imagenet`` with ``train/`` and ``val/``
+  class folders, at :data:`FOLDER_IMAGE_SIZE` px unless ``image_size`` says otherwise) and any folder path in one
+  of the layouts of :mod:`condense.vision.folders` (a class-per-folder tree, a train/val tree, Tiny-ImageNet),
+  decoded once into a uint8 cache (:func:`load_folder`); large ones stream their batches from it
+  (:class:`~condense.vision.store.ImageStore`);
 * any ``torch.utils.data.Dataset`` yielding ``(image, label)`` through :func:`from_datasets`.
 
 Normalisation constants are the DC/DSA/DM reference values for MNIST, Fashion-MNIST, SVHN and CIFAR-10
-(the CIFAR-10 subset uses CIFAR-10's) and CIFAR-100's own statistics; other sources use
-the mean/std of their training pixels.
+(the CIFAR-10 subset uses CIFAR-10's), CIFAR-100's own statistics, and ImageNet's for Tiny-ImageNet and ImageNet
+(as MTT and DataDAM use them); other sources use the mean/std of their training pixels.
 """
 from __future__ import annotations
 
@@ -40,7 +45,14 @@ NORMALISATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
     "cifar10-subset": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
     "cifar100": ((0.5071, 0.4866, 0.4409), (0.2673, 0.2564, 0.2762)),
+    "tiny-imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
 }
+#: the resolution catalogue image folders are decoded at when no image_size is given (None: as stored)
+FOLDER_IMAGE_SIZE: dict[str, int | None] = {"tiny-imagenet": None, "imagenet": 64}
+#: ``stream=None`` streams a folder's training split from its uint8 cache when it would take more than this
+#: many bytes as float32, and holds it in memory (the fast path) otherwise
+STREAM_ABOVE_BYTES = 1 << 30
 
 MNIST_CLASSES = [str(i) for i in range(10)]
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
@@ -67,6 +79,13 @@ class ImageData:
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def streaming(self) -> bool:
+        """True when the images are read a batch at a time from a uint8 store rather than held in memory."""
+        from condense.vision.store import ImageStore
+
+        return isinstance(self.x_train, ImageStore)
 
     @property
     def channels(self) -> int:
@@ -110,8 +129,9 @@ class ImageData:
             "std": list(self.std),
             "subsample": self.subsample,
         }
-        if self.extra.get("file"):
-            source["file"] = self.extra["file"]
+        for key in ("file", "image_size", "channels"):
+            if self.extra.get(key) is not None:
+                source[key] = self.extra[key]
         if self.space == "given":
             source["space"] = "given"
         return source
@@ -385,13 +405,19 @@ def load_images(
     data_root: str | os.PathLike | None = None,
     train_per_class: int | None = None,
     seed: int = 0,
+    image_size: int | None = None,
+    stream: bool | None = None,
 ) -> ImageData:
-    """Load an image dataset by catalogue name (``mnist``, ``cifar10-subset``, ``digits``, ...) or ``.npz`` path.
+    """Load an image dataset by catalogue name (``mnist``, ``cifar10-subset``, ``digits``, ``tiny-imagenet``, ...),
+    ``.npz`` path or image-folder path.
 
     ``train_per_class`` keeps a seeded, stratified subsample of the training split (recorded in metadata).
+    ``image_size`` and ``stream`` apply to image folders (:func:`load_folder`).
     """
     root = resolve_data_root(data_root)
-    path = Path(dataset)
+    path = Path(dataset).expanduser()
+    if path.is_dir():
+        return load_folder(path, image_size=image_size, train_per_class=train_per_class, seed=seed, stream=stream)
     if str(dataset).endswith(".npz"):
         if not path.is_file():
             raise DatasetNotFound(str(dataset), [path.parent], [path.name])
@@ -400,6 +426,13 @@ def load_images(
     d = info(name)
     if d.family != "image":
         raise ValueError(f"dataset {name!r} is a {d.family} dataset, not an image dataset")
+    if name in FOLDER_IMAGE_SIZE:
+        mean, std = NORMALISATION[name]
+        size = FOLDER_IMAGE_SIZE[name] if image_size is None else image_size
+        return load_folder(d.require(root), name=name, image_size=size, train_per_class=train_per_class, seed=seed,
+                           stream=stream, mean=mean, std=std)
+    if image_size is not None or stream is not None:
+        raise ValueError(f"image_size and stream apply to image folders, not to {name!r}")
     if name == "digits":
         return _digits(train_per_class, seed)
     folder = d.locate(root)
@@ -459,3 +492,47 @@ def _digits(train_per_class: int | None, seed: int) -> ImageData:
     return from_arrays(xtr, ytr, xte, yte, name="digits", classes=[str(i) for i in range(10)],
                        train_per_class=train_per_class, seed=seed)
 
+
+
+def load_folder(path: str | os.PathLike, *, name: str | None = None, image_size: int | None = None,
+                channels: int | None = None, train_per_class: int | None = None, seed: int = 0,
+                stream: bool | None = None, mean: Sequence[float] | None = None,
+                std: Sequence[float] | None = None) -> ImageData:
+    """An image folder (a layout of :mod:`condense.vision.folders`) as an :class:`ImageData`.
+
+    The folder is decoded once into its uint8 cache (reused while the source is unchanged). ``stream=True`` reads
+    batches from that cache (:class:`~condense.vision.store.ImageStore`; memory follows the batch size),
+    ``False`` holds both splits in memory as float32, and ``None`` streams when the training split would take
+    more than :data:`STREAM_ABOVE_BYTES` in float32. Both give identical batches. ``mean``/``std`` default to the
+    training pixels' statistics, computed in one streaming pass when the cache is built.
+    """
+    from condense.vision.folders import build_cache
+    from condense.vision.store import ImageStore
+
+    if stream not in (None, True, False):
+        raise ValueError(f"stream must be True, False or None (automatic), got {stream!r}")
+    cache, meta = build_cache(path, image_size=image_size, channels=channels)
+    if std is None and min(meta["std"]) <= 0:
+        raise ValueError(f"channel {int(np.argmin(meta['std']))} of the training pixels of {meta['source']!r} is "
+                         "constant (std 0), so it cannot be normalised; pass std=... (and mean=...) or channels=1")
+    mean = tuple(float(m) for m in (meta["mean"] if mean is None else mean))
+    std = tuple(float(s) for s in (meta["std"] if std is None else std))
+    y_train = torch.from_numpy(np.load(cache / "train_labels.npy"))
+    y_test = torch.from_numpy(np.load(cache / "test_labels.npy"))
+    x_train = ImageStore(cache / "train.npy", mean, std)
+    x_test = ImageStore(cache / "test.npy", mean, std)
+    fingerprint, subsample = meta["fingerprint"], None
+    if train_per_class is not None:
+        idx = stratified_subsample(y_train.numpy(), train_per_class, seed)
+        x_train, y_train = x_train.subset(idx), y_train[idx]
+        subsample = {"train_per_class": train_per_class, "seed": seed}
+        fingerprint = hashlib.sha256(f"{fingerprint}:{_fingerprint(idx)}".encode()).hexdigest()[:16]
+    if stream is None:
+        stream = x_train.numel() * x_train.element_size() > STREAM_ABOVE_BYTES
+    if not stream:
+        x_train, x_test = x_train.materialise(), x_test.materialise()
+    extra = {"file": meta["source"], "image_size": image_size, "channels": meta["image_shape"][0],
+             "layout": meta["layout"], "cache": str(cache)}
+    return ImageData(name=name or Path(meta["source"]).name, x_train=x_train, y_train=y_train, x_test=x_test,
+                     y_test=y_test, mean=mean, std=std, classes=list(meta["classes"]), fingerprint=fingerprint,
+                     subsample=subsample, extra=extra)

@@ -36,6 +36,13 @@ the ``smart`` init; ``zca`` is a typed boolean; the real batch's batch-norm stat
 from per-image sums (:func:`batch_statistics`), so ``torchrun`` ranks that split the real batch give the
 single-process set.
 
+**Memory.** Both forwards hold every class at once, so activations grow with K·(batch_real + IPC): at 100
+classes of 64×64 images that is tens of GB. The loss is a sum of per-class terms, and with an encoder without
+batch norm (instance norm: ``encoder="convnet"``) each class's term depends only on its own images, so
+``class_chunk=m`` runs the real forward and the synthetic forward/backward m classes at a time, accumulating the
+images' gradient: the same loss and gradient to float rounding, with memory for m classes
+(:func:`chunked_loss_backward`). With batch norm the classes share the batch statistics, and chunking is refused.
+
 The paper's variant (p = 4, instance-norm encoder, 8000 iterations, StepLR evaluation) is preset
 ``datadam-paper``; every field stays individually configurable.
 """
@@ -85,6 +92,7 @@ class DataDAMConfig:
     init_allow_repeat: bool = False  # IPC > class size with init="real": repeat images plus noise
     repeat_noise: float = 0.01  # std of the noise added to repeated images
     encoder: str = "convnet-bn"  # fresh random network each iteration; depth by resolution
+    class_chunk: int | None = None  # classes per forward/backward (None: all at once); needs a batch-norm-free encoder
     attention_power: float = 1.0  # p
     w_sam: float = 100.0
     task_balance: float = 0.01  # λ: w_mmd = w_sam · λ
@@ -98,11 +106,14 @@ class DataDAMConfig:
     on_nonfinite: Literal["rollback", "raise"] = "rollback"
     max_rollbacks: int = 3
     eval_profile: str = "datadam"
+    soft_labels: bool = False  # also store a teacher's logits for the final images (condense.vision.teacher)
 
     def __post_init__(self) -> None:
         for key in ("ipc", "batch_real", "checkpoint_every"):
             value = getattr(self, key)
             require(isinstance(value, int) and value >= 1, key, f"must be a positive integer, got {value!r}")
+        require(self.class_chunk is None or (isinstance(self.class_chunk, int) and self.class_chunk >= 1),
+                "class_chunk", f"must be a positive integer or None, got {self.class_chunk!r}")
         require(isinstance(self.iterations, int) and self.iterations >= 0, "iterations",
                 f"must be a non-negative integer, got {self.iterations!r}")
         require(self.lr_img is None or self.lr_img > 0, "lr_img", f"must be positive, got {self.lr_img!r}")
@@ -189,6 +200,12 @@ def datadam_loss(real_feats: Features, syn_feats: Features, batch: Batch, cfg: D
     """``(L, L_SAM, L_MMD)`` from the features of the real batch (or this rank's share of it, with its classes
     ``real_cls``) and of the synthetic batch (module docstring)."""
     means = real_class_means(real_feats, batch.real_cls if real_cls is None else real_cls, batch, cfg.attention_power)
+    return loss_from_means(means, syn_feats, batch, cfg)
+
+
+def loss_from_means(means: list[torch.Tensor], syn_feats: Features, batch: Batch, cfg: DataDAMConfig
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(L, L_SAM, L_MMD)`` from the real class means of :func:`real_class_means` and the synthetic features."""
     sam = torch.zeros((), device=syn_feats.embedding.device)
     for real_mean, as_ in zip(means[:-1], sam_maps(syn_feats, cfg.attention_power)):
         sam = sam + mean_matching(real_mean, as_, batch.syn_avg)
@@ -219,6 +236,67 @@ def matching_loss(net: torch.nn.Module, real: torch.Tensor, syn: torch.Tensor, b
         _, real_feats = net(real, return_features=True)
     _, syn_feats = net(syn, return_features=True)  # every rank holds the whole synthetic set
     return datadam_loss(real_feats, syn_feats, batch, cfg, real_cls)
+
+
+@dataclass
+class ClassChunk:
+    """The rows of one class chunk [lo, hi): this rank's real rows, the whole batch's class bookkeeping for those
+    classes (classes renumbered from 0), and the synthetic rows (class-major, so a slice)."""
+
+    real_rows: torch.Tensor  # positions in this rank's real share
+    real_cls: torch.Tensor  # their classes, renumbered
+    batch: Batch
+    syn: slice
+    real_groups: torch.Tensor  # global class of each real row (its DSA parameters)
+    syn_groups: torch.Tensor  # global class of each synthetic row
+
+    @classmethod
+    def split(cls, all_real_cls: torch.Tensor, my_real_cls: torch.Tensor, syn_cls: torch.Tensor, num_classes: int,
+              chunk: int) -> list["ClassChunk"]:
+        """The chunks of ``chunk`` classes, built once before the loop (their index tensors stay on the device)."""
+        chunks = []
+        ipc = syn_cls.shape[0] // num_classes
+        for lo in range(0, num_classes, chunk):
+            hi = min(lo + chunk, num_classes)
+            rows = ((my_real_cls >= lo) & (my_real_cls < hi)).nonzero().flatten()
+            whole = all_real_cls[(all_real_cls >= lo) & (all_real_cls < hi)] - lo
+            syn = slice(lo * ipc, hi * ipc)
+            batch = Batch.of(whole, syn_cls[syn] - lo, hi - lo)
+            chunks.append(cls(rows, my_real_cls[rows] - lo, batch, syn, my_real_cls[rows], syn_cls[syn]))
+        return chunks
+
+
+def chunked_loss_backward(net: torch.nn.Module, x, drawn: torch.Tensor, syn: torch.Tensor, chunks: list[ClassChunk],
+                          cfg: DataDAMConfig, dsa: DSA | None = None, generator: torch.Generator | None = None
+                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    r"""The loss of :func:`matching_loss` computed class chunk by class chunk, each chunk's
+    :math:`L_c = w_{sam} L_{SAM,c} + w_{mmd} L_{MMD,c}` back-propagated into ``syn.grad`` as it is made
+    (:math:`\nabla_S L = \sum_c \nabla_S L_c`). One DSA draw per class for the whole iteration, as unchunked.
+    Only valid for an encoder without batch norm (each image's features then depend on that image alone).
+    The real images of a chunk are read from ``x`` (a tensor or an :class:`~condense.vision.store.ImageStore`) at
+    the drawn indices ``drawn`` when the chunk runs, so a streamed set never holds the whole real batch.
+    Returns the detached ``(L, L_SAM, L_MMD)``."""
+    num_classes = sum(c.batch.real_avg.shape[0] for c in chunks)
+    params = dsa.draw(num_classes, syn.shape[2:], generator) if dsa is not None and dsa.enabled else None
+    total = torch.zeros(3, device=syn.device)
+    for chunk in chunks:
+        r, s = x[drawn[chunk.real_rows]], syn[chunk.syn]
+        if params is not None:
+            r = dsa.apply(r, params, chunk.real_groups)
+            s = dsa.apply(s, params, chunk.syn_groups)
+        if cfg.channels_last:
+            r = r.contiguous(memory_format=torch.channels_last)
+            s = s.contiguous(memory_format=torch.channels_last)
+        with torch.no_grad():
+            _, real_feats = net(r, return_features=True)
+            means = real_class_means(real_feats, chunk.real_cls, chunk.batch, cfg.attention_power)
+        del r, real_feats  # the chunk's real activations go before the synthetic forward
+        _, syn_feats = net(s, return_features=True)
+        loss, sam, mmd = loss_from_means(means, syn_feats, chunk.batch, cfg)
+        loss.backward()
+        total += torch.stack([loss.detach(), sam.detach(), mmd.detach()])
+        del s, syn_feats, loss  # and the synthetic graph before the next chunk
+    return total[0], total[1], total[2]
 
 
 #: images per block when squaring activations on the CPU: a block's squares stay in cache (8 x 128 x 32 x 32 floats
@@ -305,10 +383,11 @@ class DataDAM(Method):
     inputs = ("init_images", "num_classes")
 
     @classmethod
-    def load_data(cls, name, *, data_root=None, train_per_class=None, seed=0):
+    def load_data(cls, name, *, data_root=None, train_per_class=None, seed=0, image_size=None, stream=None):
         from condense.vision.data import load_images
 
-        return load_images(name, data_root=data_root, train_per_class=train_per_class, seed=seed)
+        return load_images(name, data_root=data_root, train_per_class=train_per_class, seed=seed,
+                           image_size=image_size, stream=stream)
 
     # -- inputs -------------------------------------------------------------------------------------
     def _check(self, data) -> torch.Tensor:
@@ -355,7 +434,7 @@ class DataDAM(Method):
         if cfg.init == "noise":
             return torch.randn(k * ipc, *x.shape[1:], generator=gen, device=gen.device).to(x.device)
         if cfg.init == "kmeans":
-            return x[kmeans(x.flatten(1), y, ipc, num_classes=k, generator=gen)]
+            return x[kmeans(x, y, ipc, num_classes=k, generator=gen)]
         if int(counts.min()) >= ipc:
             return x[random_real(y, ipc, num_classes=k, generator=gen)]
         # init_allow_repeat: cycle through a class's images and perturb the repeats, so that identical copies
@@ -423,6 +502,13 @@ class DataDAM(Method):
         batch = Batch.of(sampler.classes, syn_labels, k)
         mine = distributed.positions()  # this rank's rows of the class-major real batch (all of them in one process)
         real_cls = sampler.classes[mine]
+        chunks = None
+        if cfg.class_chunk is not None and cfg.class_chunk < k:
+            if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules()):
+                raise ValueError(f"class_chunk={cfg.class_chunk} needs an encoder without batch norm (batch-norm "
+                                 f"statistics couple the classes), but {cfg.encoder!r} has it; use an instance-norm "
+                                 "encoder such as encoder=convnet, or class_chunk=None")
+            chunks = ClassChunk.split(sampler.classes, real_cls, syn_labels, k, cfg.class_chunk)
 
         identity = {"config": {key: v for key, v in to_dict(cfg).items() if key != "iterations"},
                     "data": data.fingerprint, "seed": seed, "device": dev.type, "num_classes": k}
@@ -433,10 +519,13 @@ class DataDAM(Method):
             for _ in ckpt.loop(cfg.iterations, desc="datadam"):
                 default_init_(net, gen)
                 # under torchrun this rank's share of the real batch (every rank draws the same indices)
-                real = x[sampler.draw(gen)[mine]]
-                loss, sam, mmd = matching_loss(net, real, syn, batch, cfg, dsa, gen, real_cls)
+                drawn = sampler.draw(gen)[mine]
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                if chunks is None:
+                    loss, sam, mmd = matching_loss(net, x[drawn], syn, batch, cfg, dsa, gen, real_cls)
+                    loss.backward()
+                else:
+                    loss, sam, mmd = chunked_loss_backward(net, x, drawn, syn, chunks, cfg, dsa, gen)
                 opt.step()
                 ckpt.report(loss)
 

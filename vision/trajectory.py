@@ -149,6 +149,7 @@ class TrajectoryConfig:
     max_rollbacks: int = 3
     on_nonpositive_lr: Literal["raise", "warn"] = "raise"
     eval_profile: str = "mtt"
+    soft_labels: bool = False  # also store a teacher's logits for the final images (condense.vision.teacher)
     expert: ExpertConfig = field(default_factory=ExpertConfig)  # used when no buffer is given
 
     def __post_init__(self) -> None:
@@ -501,10 +502,11 @@ class TrajectoryMatching(Method):
     inputs = ("buffer",)
 
     @classmethod
-    def load_data(cls, name, *, data_root=None, train_per_class=None, seed=0):
+    def load_data(cls, name, *, data_root=None, train_per_class=None, seed=0, image_size=None, stream=None):
         from condense.vision.data import load_images
 
-        return load_images(name, data_root=data_root, train_per_class=train_per_class, seed=seed)
+        return load_images(name, data_root=data_root, train_per_class=train_per_class, seed=seed,
+                           image_size=image_size, stream=stream)
 
     @classmethod
     def preset_chain(cls, dataset, hint, preset):

@@ -31,6 +31,9 @@ ZCA_EPS = 0.1
 TENSOR_NAMES = ("zca_mean", "zca_matrix", "zca_inverse")
 #: rows per chunk when accumulating the covariance (bounds the float64 working memory)
 COV_CHUNK = 8192
+#: a streamed dataset's transform is fitted on at most this many training images, drawn with this seed
+STREAM_FIT_IMAGES = 20000
+STREAM_FIT_SEED = 0
 
 
 @dataclass
@@ -132,9 +135,23 @@ def whiten(data, zca: ZCA | None = None, eps: float = ZCA_EPS):
     The transform is fitted on the training split's [0, 1] pixels unless one is given; both splits go
     through it. The result's ``extra["preprocessing"]`` records the transform; its ``mean``/``std`` still
     describe the dataset but no longer invert the model space (use :meth:`ZCA.inverse`).
+
+    A streamed dataset (:class:`~condense.vision.store.ImageStore` splits) is fitted on a seeded random
+    subsample of at most :data:`STREAM_FIT_IMAGES` training images (all of them when there are fewer; the
+    count used is recorded as ``fit_images``), and its batches are whitened as they are read.
     """
     if data.extra.get("preprocessing", {}).get("space") == "zca":
         raise ValueError(f"dataset {data.name!r} is already ZCA-whitened; whitening must be applied exactly once")
+    if data.streaming:
+        record = {}
+        if zca is None:
+            n = len(data.x_train)
+            rows = torch.randperm(n, generator=torch.Generator().manual_seed(STREAM_FIT_SEED))[:STREAM_FIT_IMAGES]
+            zca = ZCA.fit(data.x_train.to("cpu").pixels(rows.sort().values), eps)
+            record = {"fit_images": int(rows.numel())}
+        extra = {**data.extra, "preprocessing": {**zca.meta(), **record}}
+        return dataclasses.replace(data, x_train=data.x_train.with_zca(zca), x_test=data.x_test.with_zca(zca),
+                                   extra=extra), zca
     pixels_train = data.to_pixels(data.x_train)
     if zca is None:
         zca = ZCA.fit(pixels_train, eps)

@@ -32,8 +32,9 @@ def test_catalogue_names_and_status(tmp_path):
     assert data.canonical_name("fmnist") == "fashion-mnist"
     assert data.canonical_name("mutag") == "MUTAG"
     assert data.canonical_name("Cora") == "cora"
-    with pytest.raises(ValueError, match="unknown dataset 'imagenet'"):
-        data.canonical_name("imagenet")
+    assert data.canonical_name("tiny-imagenet-200") == "tiny-imagenet"
+    with pytest.raises(ValueError, match="unknown dataset 'imagenet-21k'"):
+        data.canonical_name("imagenet-21k")
     (tmp_path / "tu" / "MUTAG" / "raw").mkdir(parents=True)
     for suffix in ("A", "graph_indicator", "graph_labels", "node_labels", "edge_labels"):
         (tmp_path / "tu" / "MUTAG" / "raw" / f"MUTAG_{suffix}.txt").write_text("1\n")
