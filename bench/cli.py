@@ -126,7 +126,7 @@ def add_commands(subparsers) -> None:
                                                                             "(recorded as failed)")
     r.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
                    help="import a module or .py file that registers extra methods/evaluators (repeatable)")
-    add_common(r, dataset=False, out=False, settings=False)
+    add_common(r, dataset=False, out=False, settings=False, log=True)
     r.set_defaults(func=cmd_run)
 
     rep = sub.add_parser("report", help="render a Markdown report with PNG plots from results files")

@@ -38,8 +38,9 @@ def accuracy_vs_compression(dataset: str, rows: Sequence[Any], metric: str, axis
 
     Every other set the evaluator trained (random, herding, teacher, ...) is a dashed line at its own ratio
     (:meth:`Row.ratio_of`), dodged sideways by :data:`BASELINE_DODGE` per baseline; training on the full data is
-    a dashed horizontal line (the rows should share one protocol, named by ``subtitle``). Error bars are the std
-    over evaluation runs. The x axis is logarithmic.
+    a dashed horizontal line (the rows should share one protocol, named by ``subtitle``). The robust-score runs
+    (soft labels, no augmentation) are left to the table. Error bars are the std over evaluation runs. The x axis
+    is logarithmic.
     """
     plt = _pyplot()
     from matplotlib.ticker import FuncFormatter, NullFormatter
@@ -50,6 +51,8 @@ def accuracy_vs_compression(dataset: str, rows: Sequence[Any], metric: str, axis
     full: list[tuple[float, float]] = []
     for row in rows:
         for entry, stats in row.metrics.items():
+            if "[" in entry:  # a score run (other labels or no augmentation): in the table, not in the plot
+                continue
             value, x = stats.get(metric), row.ratio_of(entry, axis)
             if value is None or value["mean"] is None or not x:
                 continue

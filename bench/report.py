@@ -60,6 +60,7 @@ class Row:
     prepare_s: float | None = None
     peak_rss_mb: float | None = None
     peak_cuda_mb: float | None = None
+    scores: dict[str, dict] = field(default_factory=dict)  # "LRS"/"ARS" -> {mean, std, n} over runs and seeds
     device: str = ""
     records: list[dict] = field(default_factory=list)
 
@@ -146,6 +147,10 @@ def aggregate(records: Iterable[Mapping[str, Any]]) -> list[Row]:
                 for metric in results.metric_names(metrics):
                     entries[entry][metric].append(metrics[metric])
         row.metrics = {e: {m: pool(v) for m, v in ms.items()} for e, ms in entries.items()}
+        for name, key, part in (("LRS", "lrs", "lrs"), ("ARS", "ars", "ars")):
+            stats = [((r.get("eval_extra") or {}).get("scores") or {}).get(key, {}).get(part) for r in recs]
+            if stats and all(isinstance(st, dict) for st in stats):
+                row.scores[name] = pool(stats)
         for axis in ("samples", "bytes"):
             value = _mean([(r.get("compression") or {}).get(axis) for r in recs])
             if value is not None:
@@ -242,9 +247,11 @@ def _family_table(rows: Sequence[Row], metric: str, notes: _Notes) -> list[str]:
     show_suite = len({r.suite for r in rows}) > 1
     show_cuda = any(r.peak_cuda_mb is not None for r in rows)
     show_prepare = any(r.prepare_s is not None for r in rows)
+    scores = [name for name in ("LRS", "ARS") if any(name in r.scores for r in rows)]
     header = ["method", "dataset", "budget"] + (["variant"] if show_variant else []) + (
         ["model"] if show_model else []) + (["suite"] if show_suite else []) + ["seeds"]
     header += [f"{e} (this library)" if e == "distilled" else e for e in entries]
+    header += [f"{name} (DD-Ranking)" for name in scores]
     header += ["published", "Δ", "full (published)", "ratio (samples)", "ratio (bytes)"]
     header += (["prepare s"] if show_prepare else []) + ["distill s", "peak RSS MB"]
     header += ["peak GPU MB"] if show_cuda else []
@@ -260,6 +267,7 @@ def _family_table(rows: Sequence[Row], metric: str, notes: _Notes) -> list[str]:
         cells += [_pct(row.metrics.get(e, {}).get(metric)) + (FULL_BELOW_MARK if e == "full" and below else "")
                   for e in entries]
         flagged |= below
+        cells += [_pct(row.scores.get(name)) for name in scores]
         anchor, proxy = published(row, metric)
         mark = notes.caveat(proxy) if proxy else ""
         if anchor is None:
@@ -293,12 +301,14 @@ FULL_BELOW_MARK = " ⚠"
 
 
 def _full_below(row: Row, metric: str) -> bool:
-    """Whether training on the full data scored below some smaller set of the row (mean over runs)."""
+    """Whether training on the full data scored below some smaller set of the row trained the same way (mean over
+    runs). The score runs (``distilled[soft]``, ``random[soft,plain]``, ...) use other labels or no augmentation:
+    a soft-labelled set may legitimately beat hard-label full data, so they are not compared."""
     full = (row.metrics.get("full") or {}).get(metric) or {}
     if full.get("mean") is None:
         return False
     return any((stats.get(metric) or {}).get("mean") is not None and stats[metric]["mean"] > full["mean"]
-               for entry, stats in row.metrics.items() if entry != "full")
+               for entry, stats in row.metrics.items() if entry != "full" and "[" not in entry)
 
 
 def _context(rows: Sequence[Row], kind: str, notes: _Notes) -> list[str]:

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from condense import tracking
 from condense.bench import results
 from condense.bench.execute import base_record, child_env, environment, error_info, execute, load_plugins
 from condense.bench.suites import Cell, Suite, expand
@@ -248,6 +249,8 @@ def run_suite(
         record["isolation"] = isolation
         record.setdefault("finished", time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()))
         results.append(out, record)
+        tracking.summary(f"bench/{cell.suite}/{cell.index}-{cell.method}-{cell.dataset}-seed{cell.seed}",
+                         {k: record[k] for k in ("results", "distill", "evaluate") if isinstance(record.get(k), dict)})
         summary.ran += 1
         if record["status"] == "ok":
             summary.ok += 1

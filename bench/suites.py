@@ -329,7 +329,9 @@ _IPCS = ({"ipc": 1}, {"ipc": 10}, {"ipc": 50})
 
 #: tiny settings for a CPU run of every landed method in a few minutes. Per-cell times in the comments were
 #: measured on the 2-core development machine with the methods' branches merged (worker start-up included)
-_SMOKE_EVAL_IMAGES = {"epochs": 100}
+#: the image cells also train the runs of DD-Ranking's robust scores (soft labels from a 30-epoch teacher, and
+#: no-augmentation runs): the report's soft-label columns and LRS/ARS
+_SMOKE_EVAL_IMAGES = {"epochs": 100, "scores": True}
 SMOKE = Suite("smoke", "every landed method at tiny settings on CPU (a few minutes in total)", (
     # ~20 s: 50 iterations on digits (8x8, 20 images per class), two evaluation nets per trained set. The
     # evaluation net is ConvNet-3 with instance norm: with 10 images and 100 epochs the profile's BatchNorm net
@@ -361,12 +363,14 @@ def _buffer(experts: int, epochs: int, *, zca: bool, ast: bool) -> Prepare:
 
 
 def _trajectory_grids(groups: Iterable[tuple[tuple[str, ...], tuple[int, ...], bool]], *, ast: bool, experts: int,
-                      epochs: int, config: Mapping[str, Any], runs: int | None, notes: str) -> tuple[Grid, ...]:
+                      epochs: int, config: Mapping[str, Any], runs: int | None, notes: str,
+                      evaluation: Mapping[str, Any] | None = None) -> tuple[Grid, ...]:
     """MTT (or AST) grids, one per (datasets, IPCs, ZCA) group: the published presets whiten some
     (dataset, IPC) rows and not others, and each needs a buffer trained in the same space."""
     return tuple(
         Grid("mtt", datasets, budgets=tuple({"ipc": k} for k in ipcs),
              config={**config, "buffer": "{prep:buffer}", **({"preset": "mtt-ast"} if ast else {})}, runs=runs,
+             evaluation=dict(evaluation or {}),
              prepare=(_buffer(experts, epochs, zca=zca, ast=ast),), label="ast" if ast else None,
              notes=f"{notes}; {'ZCA' if zca else 'no ZCA'} as the preset")
         for datasets, ipcs, zca in groups
@@ -376,14 +380,17 @@ def _trajectory_grids(groups: Iterable[tuple[tuple[str, ...], tuple[int, ...], b
 #: the published configuration of each (dataset, IPC) with iteration counts cut to a tenth and 3 evaluation
 #: nets: a one-GPU run of a few hours (or an overnight CPU run). ZCA per row as in the MTT presets (CIFAR-10:
 #: IPC 1 and 10 whitened, IPC 50 not; the MNIST rows are a library extension without ZCA).
+#: the vision cells also report DD-Ranking's LRS and ARS (with their soft-label and no-augmentation runs)
+_SCORES = {"scores": True}
 _VISION_MTT_GROUPS = ((("mnist",), (1, 10, 50), False), (("cifar10-subset",), (1, 10), True),
                       (("cifar10-subset",), (50,), False))
 VISION = Suite("vision", "DataDAM and MTT/AST on MNIST and the CIFAR-10 subset at IPC 1/10/50 (reduced iterations)", (
     Grid("datadam", _VISION_DATASETS, budgets=_IPCS, config={"iterations": 2000}, runs=3,
-         notes="published presets, 2000 of 20000 iterations"),
+         evaluation=_SCORES, notes="published presets, 2000 of 20000 iterations"),
     *_trajectory_grids(_VISION_MTT_GROUPS, ast=False, experts=10, epochs=20, config={"iterations": 500}, runs=3,
-                       notes="published presets, 500 of 5000 iterations, 10 experts x 20 epochs"),
+                       evaluation=_SCORES, notes="published presets, 500 of 5000 iterations, 10 experts x 20 epochs"),
     *_trajectory_grids(_VISION_MTT_GROUPS, ast=True, experts=10, epochs=20, config={"iterations": 500}, runs=3,
+                       evaluation=_SCORES,
                        notes="AST options and recipes, 500 of 5000 iterations, 10 smooth experts x 20 epochs"),
 ))
 

@@ -303,7 +303,8 @@ def load(path: str | os.PathLike) -> Artifact:
 class ImageSet(Artifact):
     """A synthetic image set: ``images`` [N, C, H, W] float32 in the model's input space, ``labels`` [N].
 
-    Optional tensors: ``mean``/``std`` [C] (the dataset's per-channel normalisation of [0, 1] pixels),
+    Optional tensors: ``soft_labels`` [N, K] (a teacher's logits, for soft-label evaluation), ``mean``/``std`` [C]
+    (the dataset's per-channel normalisation of [0, 1] pixels),
     ``zca_mean`` [D], ``zca_matrix`` [D, D] and ``zca_inverse`` [D, D] (a ZCA transform fitted on [0, 1] pixels;
     when present, the model space is the whitened one and mean/std only describe the dataset), and ``syn_lr`` (a
     learned evaluation learning rate, MTT). A set distilled from a user's own tensors carries neither: it lives in
@@ -324,6 +325,14 @@ class ImageSet(Artifact):
             raise ArtifactError(f"ImageSet images must be a float [N, C, H, W] tensor, got {x.dtype} {list(x.shape)}")
         if y.dim() != 1 or y.shape[0] != x.shape[0] or y.dtype != torch.int64:
             raise ArtifactError(f"ImageSet labels must be int64 [N={x.shape[0]}], got {y.dtype} {list(y.shape)}")
+        soft = self.tensors.get("soft_labels")
+        if soft is not None:
+            k = int(y.max()) + 1 if y.numel() else 0
+            if soft.dim() != 2 or soft.shape[0] != x.shape[0] or soft.shape[1] < k or not soft.is_floating_point():
+                raise ArtifactError(f"ImageSet soft_labels must be float [N={x.shape[0]}, K>={k}] logits, got "
+                                    f"{soft.dtype} {list(soft.shape)}")
+            if not bool(torch.isfinite(soft).all()):
+                raise ArtifactError("ImageSet soft_labels hold NaN or inf values")
 
     @property
     def images(self) -> torch.Tensor:
@@ -332,6 +341,12 @@ class ImageSet(Artifact):
     @property
     def labels(self) -> torch.Tensor:
         return self.tensors["labels"]
+
+    @property
+    def soft_labels(self) -> torch.Tensor | None:
+        """A teacher's logits [N, K] for the images, when the set carries them (``meta["extra"]["soft_labels"]``
+        says how they were made); train with a temperature-scaled KL divergence to them."""
+        return self.tensors.get("soft_labels")
 
     @property
     def learned_lr(self) -> float | None:

@@ -40,6 +40,7 @@ from typing import Any, Iterator, Literal, Mapping
 import numpy as np
 import torch
 
+from condense import tracking
 from condense.artifacts import SCHEMA_VERSION, content_digest, read_file, write_safetensors
 from condense.progress import Progress, get_logger
 
@@ -288,6 +289,7 @@ class Checkpointer:
                     continue
                 step += 1
                 bar.update(1, loss=loss, **self._postfix)
+                tracking.step(desc or "loop", step, total, loss=loss, images=self.state.get("images"), **self._postfix)
                 if step % self.every == 0 or step == total:
                     snap = capture(self.state)
                     self._good = (step, snap)

@@ -70,15 +70,21 @@ def emit(args: argparse.Namespace, payload: dict[str, Any], human: str) -> None:
 
 # -- shared options: declared once, here ---------------------------------------------------------------
 def add_common(p: argparse.ArgumentParser, *, dataset: bool = True, out: bool = True, device: bool = True,
-               settings: bool = True, data_root: bool = True, default_dataset: str | None = None) -> None:
-    """The options the commands share, each declared here only: ``--json`` and ``--quiet`` always; ``--dataset``
-    and ``--train-per-class`` (``dataset``); ``--data-root``; ``--device``; ``--seed`` and ``--set`` (``settings``);
-    a required ``--out`` run folder (``out``)."""
+               settings: bool = True, data_root: bool = True, default_dataset: str | None = None,
+               log: bool = False) -> None:
+    """The options the commands share, each declared here only: ``--json`` and ``--quiet`` always; ``--dataset``,
+    ``--train-per-class``, ``--image-size`` and ``--stream`` (``dataset``); ``--data-root``; ``--device``; ``--seed``
+    and ``--set`` (``settings``); a required ``--out`` run folder (``out``); ``--log`` and ``--log-dir`` (``log``)."""
     if dataset:
         p.add_argument("--dataset", default=default_dataset,
                        help=f"dataset name or .npz path (default: {default_dataset})" if default_dataset else "dataset name")
         p.add_argument("--train-per-class", type=int, default=None, metavar="N",
                        help="use a seeded, stratified subsample of N training items per class (recorded in metadata)")
+        p.add_argument("--image-size", type=int, default=None, metavar="S",
+                       help="image folders: resize the shorter side to S and centre-crop SxS when decoding")
+        p.add_argument("--stream", choices=("auto", "on", "off"), default="auto",
+                       help="image folders: read real batches from the uint8 cache (on), hold the set in memory "
+                            "(off), or stream sets over 1 GiB as float32 (auto, the default)")
     if data_root:
         p.add_argument("--data-root", default=None, metavar="DIR",
                        help="data folder (default: $CONDENSE_DATA, else the user cache folder)")
@@ -88,6 +94,11 @@ def add_common(p: argparse.ArgumentParser, *, dataset: bool = True, out: bool = 
         p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config field, e.g. --set lr_img=10 (repeatable)")
+    if log:
+        p.add_argument("--log", choices=("tensorboard", "wandb"), default=None,
+                       help="track the run with TensorBoard or Weights & Biases (offline unless WANDB_MODE is set)")
+        p.add_argument("--log-dir", default=None, metavar="DIR",
+                       help="where the tracker writes (default: OUT/logs, else ./condense-logs)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout; text goes to stderr")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     if out:
@@ -102,6 +113,16 @@ def shard_arg(text: str):
         return Shard.parse(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def data_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The image-folder options a command was given (``image_size``, ``stream``), for ``load_images``."""
+    options: dict[str, Any] = {}
+    if getattr(args, "image_size", None) is not None:
+        options["image_size"] = args.image_size
+    if getattr(args, "stream", "auto") != "auto":
+        options["stream"] = args.stream == "on"
+    return options
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, str]:
@@ -123,6 +144,13 @@ def _setup(args: argparse.Namespace) -> None:
 
     if distributed.requested():  # launched by torchrun: join the process group before any work
         distributed.init(getattr(args, "device", "auto"))
+    if getattr(args, "log", None) and distributed.is_main():  # one tracker per run: rank 0's
+        from condense import tracking
+
+        out = getattr(args, "out", None)
+        log_dir = args.log_dir or (os.path.join(out, "logs") if out else "condense-logs")
+        config = {k: v for k, v in vars(args).items() if k not in ("func", "log", "log_dir")}
+        tracking.start(args.log, log_dir, config=config, name=getattr(args, "verb", None))
 
 
 # -- verbs ------------------------------------------------------------------------------------------
@@ -137,6 +165,13 @@ def cmd_datasets(args: argparse.Namespace) -> None:
         mark = "found  " if r["found"] else "missing"
         where = r["location"] or "-"
         lines.append(f"  {r['name']:<{width}}  {mark}  {r['family']:<21}  {where}")
+        if not r["found"]:
+            lines.append(f"  {'':<{width}}  expects {r['layout']}")
+    lines += ["", "Image folders (--dataset PATH, with --image-size S to resize): a class-per-folder tree "
+              "(<class>/<image>; 20 % of each class held out as the test split), a train/val tree "
+              "(train/<class>/<image> with val/ or test/ alike: the ImageNet layout) or the Tiny-ImageNet layout "
+              "(wnids.txt, train/<wnid>/images/, val/images/ with val/val_annotations.txt); decoded once into a "
+              "uint8 cache under <cache>/images and streamed from it when large."]
     emit(args, {"data_root": str(root), "datasets": rows}, "\n".join(lines))
 
 
@@ -178,9 +213,13 @@ def method_kwargs(args: argparse.Namespace, entry: registry.MethodEntry) -> dict
 def distill_and_emit(args: argparse.Namespace, entry: registry.MethodEntry, kwargs: dict[str, Any]) -> None:
     """Run ``condense.distill`` with the command's common options and print what it wrote."""
     artifact = registry.distill(entry.name, args.dataset, data_root=args.data_root, device=args.device,
-                                seed=args.seed, train_per_class=args.train_per_class, out=args.out, **kwargs)
+                                seed=args.seed, train_per_class=args.train_per_class, out=args.out,
+                                data_options=data_options(args), **kwargs)
     path = str(getattr(artifact, "path", None) or Path(args.out) / f"{entry.name}.safetensors")
     summary = artifact.meta.get("extra", {}).get("summary", {})
+    from condense import tracking
+
+    tracking.summary(f"{entry.name}/final", summary)
     human = [f"{entry.name}: wrote {path}", f"  {artifact!r}"]
     human += [f"  {k}: {v}" for k, v in summary.items()]
     emit(args, {"artifact": path, "kind": artifact.kind, "method": entry.name, "summary": summary,
@@ -197,8 +236,17 @@ def cmd_distill(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
+    overrides = dict(_overrides(args))
+    if args.labels is not None:
+        overrides["labels"] = args.labels
+    if args.scores:
+        overrides["scores"] = True
     result = registry.evaluate(args.artifact, model=args.model, runs=args.runs, data_root=args.data_root,
-                               device=args.device, seed=args.seed, baselines=args.baselines, **_overrides(args))
+                               device=args.device, seed=args.seed, baselines=args.baselines, **overrides)
+    from condense import tracking
+
+    tracking.summary("evaluate", {name: r.get("accuracy", {}) for name, r in (result.get("results") or {}).items()}
+                     | {"scores": result.get("scores") or {}})
     emit(args, result, result.get("table") or json.dumps(result, indent=2, default=_json_default))
 
 
@@ -226,7 +274,7 @@ def add_method_parser(sub, entry: registry.MethodEntry, name: str | None = None,
     note = f" (the same as `condense {alias_of}`)" if alias_of else ""
     mp = sub.add_parser(name or entry.name, help=f"{entry.summary} ({entry.paper}){note}",
                         description=f"{entry.summary} ({entry.paper}); writes a {entry.produces}.{note}")
-    add_common(mp, default_dataset=entry.default_dataset)
+    add_common(mp, default_dataset=entry.default_dataset, log=True)
     mp.add_argument("--preset", default=None, help="a named preset of the method (applied after the dataset's own)")
     for opt in entry.cli_options:
         if opt.action:
@@ -269,7 +317,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=None, help="independent training runs (default: the profile's)")
     p.add_argument("--baselines", action="store_true",
                    help="also train on the baselines (random real, herding, ...) and the full training set")
-    add_common(p, dataset=False, out=False)
+    p.add_argument("--labels", choices=("hard", "soft"), default=None,
+                   help="image sets: train with hard labels (cross-entropy) or soft labels (KL to a teacher's logits: "
+                        "the set's own, else a cached teacher trained on the real data)")
+    p.add_argument("--scores", action="store_true",
+                   help="image sets: DD-Ranking's label- and augmentation-robust scores (LRS, ARS), with the runs "
+                        "they need")
+    add_common(p, dataset=False, out=False, log=True)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("export", help="write an image set as an ImageFolder of PNGs or a Hugging Face dataset",
@@ -312,6 +366,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"condense: error{where}: {exc}", file=sys.stderr)
         return 2
     finally:
+        from condense import tracking
+
+        tracking.stop()
         distributed.shutdown(synchronise=finished)
     return 0
 

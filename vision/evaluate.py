@@ -77,6 +77,12 @@ class ImageEvalConfig:
     full_runs: int | None = None  # None: as many as ``runs``
     dataset: str | None = None  # None: the artifact's source dataset (name or .npz file)
     check_fingerprint: bool = True
+    labels: Literal["hard", "soft"] = "hard"  # soft: KL to a teacher's logits at ``temperature``
+    temperature: float = 4.0
+    teacher_model: str | None = None  # None: the evaluation model
+    teacher_epochs: int = 30
+    scores: bool = False  # DD-Ranking's LRS and ARS (condense.vision.scores), with the runs they need
+    score_lambda: float = 0.5
 
     def __post_init__(self) -> None:
         for key in ("runs", "epochs", "batch", "test_batch", "full_batch", "step_size"):
@@ -90,6 +96,11 @@ class ImageEvalConfig:
         require(0 < self.decay <= 1, "decay", f"must be in (0, 1], got {self.decay!r}")
         unknown = [b for b in self.baseline_sets if b not in BASELINES]
         require(not unknown, "baseline_sets", f"unknown baseline(s) {unknown}; known: {list(BASELINES)}")
+        require(self.labels in ("hard", "soft"), "labels", f"must be 'hard' or 'soft', got {self.labels!r}")
+        require(self.temperature > 0, "temperature", f"must be positive, got {self.temperature!r}")
+        require(isinstance(self.teacher_epochs, int) and self.teacher_epochs >= 1, "teacher_epochs",
+                f"must be a positive integer, got {self.teacher_epochs!r}")
+        require(0 <= self.score_lambda <= 1, "score_lambda", f"must lie in [0, 1], got {self.score_lambda!r}")
 
 
 def run_seed(seed: int, run: int) -> int:
@@ -116,9 +127,26 @@ def accuracy(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int 
     return float(correct) / max(int(y.shape[0]), 1)
 
 
+def soft_label_loss(logits: torch.Tensor, target_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    r"""Knowledge distillation to a teacher's logits t at temperature T (Hinton et al., 2015):
+
+    .. math::
+        \mathcal{L} = \frac{T^2}{B} \sum_{b=1}^{B} \sum_k p_{bk} \big(\log p_{bk} - \log q_{bk}\big),\qquad
+        p = \mathrm{softmax}(t / T),\quad q = \mathrm{softmax}(z / T)
+
+    the batch-mean KL(p ‖ q); the T² keeps the gradient's scale independent of T."""
+    log_q = F.log_softmax(logits / temperature, dim=1)
+    log_p = F.log_softmax(target_logits / temperature, dim=1)
+    return F.kl_div(log_q, log_p, reduction="batchmean", log_target=True) * temperature ** 2
+
+
 def train_net(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: ImageEvalConfig, *, lr: float,
               epochs: int, batch: int, generator: torch.Generator, dsa: DSA | None) -> torch.Tensor:
-    """Train ``net`` on (x, y) by the protocol of the module docstring; returns the last batch loss."""
+    """Train ``net`` on (x, y) by the protocol of the module docstring; returns the last batch loss.
+
+    ``y``: int64 class labels [N] (cross-entropy) or float soft labels [N, K], a teacher's logits
+    (:func:`soft_label_loss` at ``cfg.temperature``)."""
+    soft = y.is_floating_point()
 
     def optimiser(rate: float, momentum: float) -> torch.optim.SGD:
         return torch.optim.SGD(net.parameters(), lr=rate, momentum=momentum, weight_decay=cfg.weight_decay)
@@ -137,7 +165,8 @@ def train_net(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: Image
             xb = x[idx]
             if dsa is not None:
                 xb = dsa(xb, generator)
-            loss = F.cross_entropy(net(_layout(xb, cfg.channels_last)), y[idx])
+            logits = net(_layout(xb, cfg.channels_last))
+            loss = soft_label_loss(logits, y[idx], cfg.temperature) if soft else F.cross_entropy(logits, y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -152,13 +181,16 @@ def train_net(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: Image
 
 def evaluate_set(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor, *,
                  cfg: ImageEvalConfig, lr: float, num_classes: int, strategy: str, seed: int = 0,
-                 runs: int | None = None, epochs: int | None = None, batch: int | None = None) -> dict[str, Any]:
-    """Train ``runs`` fresh networks on (x, y) and test each: accuracies, mean and population std.
+                 runs: int | None = None, epochs: int | None = None, batch: int | None = None,
+                 augment: bool | None = None) -> dict[str, Any]:
+    """Train ``runs`` fresh networks on (x, y) and test each: accuracies, mean and population std. ``y`` holds
+    class labels or soft labels (:func:`train_net`); ``augment`` (default ``cfg.dsa``) turns DSA on or off.
 
     Under ``torchrun`` the runs are split across ranks and gathered back in run order (run r has the same seed
     wherever it runs, so the result equals a single process's)."""
     dev = x.device
-    dsa = DSA(DSAConfig(strategy=strategy, align_corners=cfg.align_corners)) if cfg.dsa else None
+    augment = cfg.dsa if augment is None else augment
+    dsa = DSA(DSAConfig(strategy=strategy, align_corners=cfg.align_corners)) if augment else None
     total = cfg.runs if runs is None else runs
     mine = []
     name = resolved_name(cfg.model, tuple(x.shape[2:]))
@@ -173,6 +205,8 @@ def evaluate_set(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_test:
     return {
         "accuracy": run_stats(accs),
         "samples": int(x.shape[0]),
+        "labels": "soft" if y.is_floating_point() else "hard",
+        "augment": bool(augment),
         "lr": float(lr),
         "epochs": cfg.epochs if epochs is None else epochs,
         "model": name,
@@ -207,14 +241,15 @@ def _real_data(artifact: ImageSet, cfg: ImageEvalConfig, data_root, device: torc
         data = _user_data(data)
     else:
         name = cfg.dataset or src.get("file") or src.get("name")
-        known = bool(name) and (str(name).endswith(".npz") or _is_catalogue(name, canonical_name))
+        known = bool(name) and (str(name).endswith(".npz") or os.path.isdir(str(name))
+                                or _is_catalogue(name, canonical_name))
         if not known:
             raise ValueError(f"this ImageSet was distilled from your own data (source {src.get('name')!r}), so there "
                              "is no test split to load: pass data=(test_images, test_labels), a test Dataset, or "
                              "data=(train, test) for baselines too")
         sub = src.get("subsample") or {}
         data = load_images(name, data_root=data_root, train_per_class=sub.get("train_per_class"),
-                           seed=sub.get("seed", 0))
+                           seed=sub.get("seed", 0), image_size=src.get("image_size"))
         if cfg.check_fingerprint and src.get("fingerprint") and cfg.dataset is None \
                 and data.fingerprint != src["fingerprint"]:
             raise ValueError(f"the dataset {name!r} found under the data root (fingerprint {data.fingerprint}) is not "
@@ -248,6 +283,87 @@ def _real_data(artifact: ImageSet, cfg: ImageEvalConfig, data_root, device: torc
                    x_test=data.x_test.to(device), y_test=data.y_test.to(device))
 
 
+class _Labels:
+    """The labels a set is trained with: its hard labels, or soft labels (the set's own stored logits, else a
+    teacher's; :mod:`condense.vision.teacher`). The teacher is trained, or loaded from its cache, on first use."""
+
+    def __init__(self, artifact: ImageSet, data, cfg: ImageEvalConfig, device: torch.device):
+        self.artifact, self.data, self.cfg, self.device = artifact, data, cfg, device
+        self.teacher = None
+        self.teacher_meta: dict[str, Any] | None = None
+
+    def of(self, images, hard: torch.Tensor, kind: str, *, own: bool = False) -> torch.Tensor:
+        if kind == "hard":
+            return hard
+        stored = self.artifact.soft_labels
+        if own and stored is not None:
+            return stored.to(self.device).float()
+        return self._relabel(images)
+
+    def _relabel(self, images) -> torch.Tensor:
+        from condense.vision.teacher import TeacherConfig, relabel, train_teacher
+
+        if self.teacher is None:
+            cfg = self.cfg
+            self.teacher, self.teacher_meta = train_teacher(
+                self.data, TeacherConfig(model=cfg.teacher_model or cfg.model, epochs=cfg.teacher_epochs,
+                                         batch=cfg.full_batch, lr=cfg.default_lr),
+                device=self.device)
+        return relabel(self.teacher, images)
+
+
+def _robust_scores(cfg: ImageEvalConfig, results: dict, labels: _Labels, syn_x, syn_y, lr: float, base_lr: float,
+                   random_pick, full_set, data, x_test, y_test, common: dict) -> tuple[dict, dict]:
+    """LRS and ARS (:mod:`condense.vision.scores`) from the runs they need, reusing those already in ``results``.
+    Returns ``(scores, the extra runs by name)``: ``<set>[<labels>]`` trained with DSA, ``<set>[<labels>,plain]``
+    without augmentation."""
+    from condense.vision.scores import augmentation_robust_score, label_robust_score
+
+    idx = random_pick()
+    rx, ry = data.x_train[idx], data.y_train[idx]
+    runs: dict[str, dict[str, Any]] = {}
+
+    def get(name: str, make) -> dict[str, Any]:
+        if name not in runs:
+            runs[name] = make()
+        return runs[name]
+
+    def syn(kind: str, augment: bool) -> dict[str, Any]:
+        if kind == cfg.labels and augment == cfg.dsa and "distilled" in results:
+            return results["distilled"]
+        name = f"distilled[{kind}{'' if augment else ',plain'}]"
+        return get(name, lambda: evaluate_set(syn_x, labels.of(syn_x, syn_y, kind, own=True), x_test, y_test,
+                                              lr=lr, augment=augment, **common))
+
+    def rdm(kind: str, augment: bool) -> dict[str, Any]:
+        if kind == cfg.labels and augment == cfg.dsa and "random" in results:
+            return results["random"]
+        name = f"random[{kind}{'' if augment else ',plain'}]"
+        return get(name, lambda: evaluate_set(rx, labels.of(rx, ry, kind), x_test, y_test, lr=base_lr,
+                                              augment=augment, **common))
+
+    def full_plain() -> dict[str, Any]:
+        if not cfg.dsa and "full" in results:
+            return results["full"]
+        return get("full[hard,plain]", lambda: full_set(augment=False))
+
+    def accs(r: dict[str, Any]) -> list[float]:
+        return r["accuracy"]["runs"]
+
+    full = full_plain()
+    if len(accs(full)) != cfg.runs:
+        raise ValueError(f"the scores pair runs, so the full-data baseline needs runs={cfg.runs} (full_runs is "
+                         f"{cfg.full_runs})")
+    lrs = label_robust_score(accs(full), accs(syn("hard", False)), accs(syn("soft", True)), accs(rdm("soft", True)),
+                             cfg.score_lambda)
+    ars = augmentation_robust_score(accs(syn("soft", True)), accs(rdm("soft", True)), accs(syn("soft", False)),
+                                    accs(rdm("soft", False)), cfg.score_lambda)
+    for r in runs.values():
+        r["ipc"] = results.get("distilled", {}).get("ipc")
+    return {"lrs": lrs, "ars": ars, "labels": "soft", "temperature": cfg.temperature,
+            "source": "DD-Ranking (Li et al. 2025, arXiv:2505.13300); condense.vision.scores"}, runs
+
+
 def _is_catalogue(name: str, canonical_name) -> bool:
     try:
         canonical_name(name)
@@ -257,6 +373,8 @@ def _is_catalogue(name: str, canonical_name) -> bool:
 
 
 def _renormalise(data, x: torch.Tensor, mean, std) -> torch.Tensor:
+    if data.streaming:
+        return x.with_normalisation(mean, std)
     m = torch.tensor(mean, dtype=x.dtype).view(1, -1, 1, 1)
     s = torch.tensor(std, dtype=x.dtype).view(1, -1, 1, 1)
     return (data.to_pixels(x) - m) / s
@@ -335,25 +453,42 @@ def evaluate_artifact(
         raise ValueError("baselines need the real training split: pass data=(train, test) or an ImageData")
     x_test, y_test = data.x_test, data.y_test
     ipc = _ipc(artifact, k)
+    labels = _Labels(artifact, data, cfg, dev)
+    base_lr = cfg.lr if cfg.lr is not None else cfg.default_lr
+    syn_x, syn_y = artifact.images.to(dev), artifact.labels.to(dev)
+
+    def random_pick() -> torch.Tensor:
+        # each selection has its own generator, so a baseline does not depend on which others are run
+        return select("random", data.x_train, data.y_train, ipc, num_classes=k,
+                      generator=torch.Generator(device=dev).manual_seed(int(seed)))
+
+    def full_set(augment: bool | None = None) -> dict[str, Any]:
+        full_epochs = full_data_epochs(cfg, int(artifact.images.shape[0]), int(data.x_train.shape[0]))
+        return evaluate_set(data.x_train, data.y_train, x_test, y_test, lr=base_lr, epochs=full_epochs,
+                            batch=cfg.full_batch, runs=cfg.full_runs or cfg.runs, augment=augment, **common)
+
     results: dict[str, dict[str, Any]] = {}
     if cfg.distilled:
-        results["distilled"] = evaluate_set(artifact.images.to(dev), artifact.labels.to(dev), x_test, y_test,
+        results["distilled"] = evaluate_set(syn_x, labels.of(syn_x, syn_y, cfg.labels, own=True), x_test, y_test,
                                             lr=lr, **common)
         results["distilled"]["ipc"] = ipc
     if baselines:
-        base_lr = cfg.lr if cfg.lr is not None else cfg.default_lr
         for name in cfg.baseline_sets:
-            if name == "full":
-                full_epochs = full_data_epochs(cfg, int(artifact.images.shape[0]), int(data.x_train.shape[0]))
-                results["full"] = evaluate_set(data.x_train, data.y_train, x_test, y_test, lr=base_lr,
-                                               epochs=full_epochs, batch=cfg.full_batch,
-                                               runs=cfg.full_runs or cfg.runs, **common)
+            if name == "full":  # the reference: the whole training split with its hard labels
+                results["full"] = full_set()
                 continue
-            # each selection has its own generator, so a baseline does not depend on which others are run
-            pick = torch.Generator(device=dev).manual_seed(int(seed))
-            idx = select(name, data.x_train, data.y_train, ipc, num_classes=k, generator=pick)
-            results[name] = evaluate_set(data.x_train[idx], data.y_train[idx], x_test, y_test, lr=base_lr, **common)
+            idx = random_pick() if name == "random" else select(
+                name, data.x_train, data.y_train, ipc, num_classes=k,
+                generator=torch.Generator(device=dev).manual_seed(int(seed)))
+            xb = data.x_train[idx]
+            results[name] = evaluate_set(xb, labels.of(xb, data.y_train[idx], cfg.labels), x_test, y_test,
+                                         lr=base_lr, **common)
             results[name]["ipc"] = ipc
+    scores = None
+    if cfg.scores:
+        scores, score_runs = _robust_scores(cfg, results, labels, syn_x, syn_y, lr, base_lr, random_pick, full_set,
+                                            data, x_test, y_test, common)
+        results.update(score_runs)
     n_syn = int(artifact.images.shape[0])
     n_full = int(data.x_train.shape[0])
     syn_bytes = artifact.images.numel() * artifact.images.element_size() + artifact.labels.numel() * 8
@@ -373,6 +508,10 @@ def evaluate_artifact(
         "timing": {name: r["timing"] for name, r in results.items()},
         "config": to_dict(cfg),
     }
+    if labels.teacher_meta is not None:
+        result["teacher"] = labels.teacher_meta
+    if scores is not None:
+        result["scores"] = scores
     result["table"] = _table(result, cfg)
     return result
 
@@ -381,13 +520,29 @@ def _table(result: Mapping[str, Any], cfg: ImageEvalConfig) -> str:
     lines = [
         f"{result['method']} on {result['dataset']} (IPC {result['ipc']}): {result['model']}, profile "
         f"{result['profile']}, {cfg.epochs + 1} epochs, {cfg.runs} run(s), device {result['device']}",
-        f"  {'set':<10} {'images':>7} {'lr':>8} {'epochs':>7}  {'test accuracy (%)':<18} {'wall s':>8} {'peak MB':>8}",
+        f"  {'set':<22} {'labels':<6} {'DSA':<4} {'images':>7} {'lr':>8} {'epochs':>7}  {'test accuracy (%)':<18} "
+        f"{'wall s':>8} {'peak MB':>8}",
     ]
     for name, r in result["results"].items():
         acc = r["accuracy"]
         t = r["timing"]
-        lines.append(f"  {name:<10} {r['samples']:>7} {r['lr']:>8.4g} {r['epochs'] + 1:>7}  "
+        lines.append(f"  {name:<22} {r.get('labels', 'hard'):<6} {'on' if r.get('augment', True) else 'off':<4} "
+                     f"{r['samples']:>7} {r['lr']:>8.4g} {r['epochs'] + 1:>7}  "
                      f"{100 * acc['mean']:6.2f} ± {100 * acc['std']:<9.2f} {t['wall_s']:>8.1f} {t['peak_rss_mb']:>8.0f}")
+    teacher = result.get("teacher")
+    if teacher:
+        acc = teacher.get("test_accuracy")
+        lines.append(f"  soft labels: logits of a {teacher['model']} teacher trained on the full training split"
+                     + (f" (test accuracy {100 * acc:.2f} %)" if acc is not None else "")
+                     + f", temperature {cfg.temperature:g}")
+    scores = result.get("scores")
+    if scores:
+        lrs, ars = scores["lrs"], scores["ars"]
+        lines.append(f"  DD-Ranking scores (λ = {lrs['lambda']:g}): LRS {100 * lrs['lrs']['mean']:.2f} ± "
+                     f"{100 * lrs['lrs']['std']:.2f} (HLR {100 * lrs['hlr']['mean']:.2f}, IOR "
+                     f"{100 * lrs['ior']['mean']:.2f} points); ARS {100 * ars['ars']['mean']:.2f} ± "
+                     f"{100 * ars['ars']['std']:.2f} (with DSA {100 * ars['with_aug']['mean']:+.2f}, without "
+                     f"{100 * ars['without_aug']['mean']:+.2f} points over random)")
     c = result["compression"]
     if c["samples"] is not None:
         lines.append(f"  compression: {c['samples']:.0f}x fewer images ({c['distilled_samples']} vs "

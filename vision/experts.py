@@ -52,7 +52,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from condense import distributed
+from condense import distributed, tracking
 from condense.artifacts import SCHEMA_VERSION, ArtifactError, read_file, write_atomic, write_safetensors
 from condense.config import build_config, from_dict, require, to_dict
 from condense.progress import Progress, get_logger
@@ -564,6 +564,7 @@ def generate_buffer(data, config: ExpertConfig | None = None, out: str | os.Path
                     "device": str(dev), "wall_s": round(meter.result.wall_s, 2), **record}
             write_safetensors(folder / SHARD_PATTERN.format(i), {TRAJECTORY_KEY: traj}, meta)
             bar.write(f"expert {i}: final test accuracy {100 * record.get('test_acc', float('nan')):.2f}%")
+            tracking.summary(f"experts/{i}", {k: v for k, v in record.items() if k != "train_acc"} | meta)
     distributed.barrier()  # every rank's experts are on disk before anyone opens the buffer
     return ExpertBuffer.open(folder)
 

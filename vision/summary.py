@@ -52,19 +52,36 @@ def run_summary(meter: Meter, ckpt: Checkpointer, total: int, /, **fields: Any) 
     return summary
 
 
+def soft_labels(cfg: Any, data, images: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, dict[str, Any]]:
+    """A teacher's logits for the final images, and how they were made: the teacher is the method's evaluation
+    network trained on the real training split in the set's space (:mod:`condense.vision.teacher`; cached, so the
+    evaluation's soft labels for random real images come from the same teacher)."""
+    from condense.vision.presets import EVAL_PROFILES
+    from condense.vision.teacher import TeacherConfig, relabel, train_teacher
+
+    model = EVAL_PROFILES[cfg.eval_profile]["model"]
+    teacher, meta = train_teacher(data, TeacherConfig(model=model), device=device)
+    return relabel(teacher, images.detach().float()).cpu(), {
+        "kind": "teacher logits", "teacher": meta["model"], "teacher_config": meta["config"],
+        "teacher_test_accuracy": meta["test_accuracy"]}
+
+
 def finish(method: str, cfg: Any, data, zca, images: torch.Tensor, labels: torch.Tensor, *, seed: int,
            device: torch.device, summary: Mapping[str, Any], meter: Meter, extra_tensors: Mapping[str, Any] = (),
            extra: Mapping[str, Any] | None = None, run_dir: str | os.PathLike | None = None) -> ImageSet:
     """Build the run's :class:`ImageSet` (and, with ``run_dir``, write ``<run_dir>/<method>.png``)."""
     pre_tensors, pre_meta = preprocessing(data, zca)
     ipc = int(cfg.ipc)
+    extra_tensors, extra = dict(extra_tensors), dict(extra or {})
+    if getattr(cfg, "soft_labels", False):
+        extra_tensors["soft_labels"], extra["soft_labels"] = soft_labels(cfg, data, images, device)
     artifact = ImageSet.create(
-        {"images": images.detach().float(), "labels": labels, **dict(extra_tensors), **pre_tensors},
+        {"images": images.detach().float(), "labels": labels, **extra_tensors, **pre_tensors},
         method=method, config=to_dict(cfg), source=data.source_meta(),
         budget={"ipc": ipc, "images": int(labels.numel()), "iterations": cfg.iterations}, seed=seed,
         device=str(device),
         extra={"summary": dict(summary), "eval_profile": cfg.eval_profile, "preprocessing": pre_meta,
-               "classes": list(data.classes), "timing": meter.result.as_dict(), **dict(extra or {})},
+               "classes": list(data.classes), "timing": meter.result.as_dict(), **extra},
     )
     from condense import distributed
 
