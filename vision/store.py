@@ -50,6 +50,7 @@ class ImageStore:
     device: torch.device = torch.device("cpu")
     zca: Any = None
     file_shape: tuple[int, ...] = field(init=False, repr=False)
+    data_offset: int = field(init=False, repr=False)  # where the pixels start in the file (after the .npy header)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
@@ -59,6 +60,7 @@ class ImageStore:
         if header[1] != np.uint8 or len(header[0]) != 4:
             raise ValueError(f"{str(self.path)!r} must hold uint8 images [N, C, H, W], got {header[1]} {list(header[0])}")
         object.__setattr__(self, "file_shape", header[0])
+        object.__setattr__(self, "data_offset", header[2])
         channels = header[0][1]
         if len(self.mean) != channels or len(self.std) != channels:
             raise ValueError(f"mean/std need {channels} channel values, got {len(self.mean)}/{len(self.std)}")
@@ -112,7 +114,7 @@ class ImageStore:
 
     def __getitem__(self, key) -> torch.Tensor:
         rows = self._file_rows(key)
-        return torch.from_numpy(self._convert(_read_rows(self.path, rows))).to(self.device)
+        return torch.from_numpy(self._convert(self._read(rows))).to(self.device)
 
     # -- views ------------------------------------------------------------------------------------------
     def subset(self, index: Sequence[int] | np.ndarray | torch.Tensor) -> "ImageStore":
@@ -129,7 +131,7 @@ class ImageStore:
     # -- whole-store passes, a chunk at a time ----------------------------------------------------------
     def pixels(self, key) -> torch.Tensor:
         """Rows ``key`` as [0, 1] float32 pixels (on the store's device)."""
-        return torch.from_numpy(_unit(_read_rows(self.path, self._file_rows(key)))).to(self.device)
+        return torch.from_numpy(_unit(self._read(self._file_rows(key)))).to(self.device)
 
     def chunks(self, rows: int = CHUNK_ROWS) -> Iterator[tuple[int, torch.Tensor]]:
         """``(start, batch)`` over the whole store in order, ``rows`` images at a time."""
@@ -166,6 +168,9 @@ class ImageStore:
         key = key % n if key.size else key.astype(np.int64)
         return key if self.rows is None else self.rows[key]
 
+    def _read(self, rows: np.ndarray) -> np.ndarray:
+        return _read_rows(self.path, rows, self.file_shape, self.data_offset)
+
     def _convert(self, u8: np.ndarray) -> np.ndarray:
         m = np.asarray(self.mean, dtype=np.float32).reshape(1, -1, 1, 1)
         s = np.asarray(self.std, dtype=np.float32).reshape(1, -1, 1, 1)
@@ -198,10 +203,10 @@ def _header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
         return tuple(int(s) for s in shape), np.dtype(dtype), fh.tell()
 
 
-def _read_rows(path: Path, rows: np.ndarray) -> np.ndarray:
-    """Rows ``rows`` of the uint8 ``.npy`` file, in the order asked for, gathered straight into the output through
-    a mapping that is closed before returning (so the pages read do not stay in the process's resident set)."""
-    shape, _, offset = _header(path)
+def _read_rows(path: Path, rows: np.ndarray, shape: tuple[int, ...], offset: int) -> np.ndarray:
+    """Rows ``rows`` of the uint8 ``.npy`` file of ``shape`` whose pixels start at ``offset`` (:func:`_header`), in
+    the order asked for, gathered straight into the output through a mapping that is closed before returning (so
+    the pages read do not stay in the process's resident set)."""
     out = np.empty((rows.size, *shape[1:]), dtype=np.uint8)
     if rows.size == 0:
         return out
@@ -216,11 +221,12 @@ def channel_statistics(path: str | os.PathLike, rows: int = STATS_ROWS) -> tuple
     """Per-channel mean and std (population) of the [0, 1] pixels of a uint8 ``[N, C, H, W]`` file, in one
     streaming pass with exact integer sums: Σx and Σx² per channel, std = √(Σx²/n − (Σx/n)²)."""
     path = Path(path)
-    n, c, h, w = _header(path)[0]
+    shape, _, offset = _header(path)
+    n, c, h, w = shape
     total = np.zeros(c, dtype=np.float64)
     squares = np.zeros(c, dtype=np.float64)
     for start in range(0, n, rows):
-        v = _read_rows(path, np.arange(start, min(start + rows, n))).astype(np.int64)
+        v = _read_rows(path, np.arange(start, min(start + rows, n)), shape, offset).astype(np.int64)
         total += v.sum(axis=(0, 2, 3))
         squares += (v * v).sum(axis=(0, 2, 3))
     count = float(n * h * w) * 255.0 ** 2
