@@ -39,11 +39,13 @@ import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from condense.artifacts import atomic_target, write_atomic
 from condense.data import cache_dir
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".bmp", ".tif", ".tiff", ".webp")
@@ -232,38 +234,31 @@ def _first_image(listing: FolderListing, image_size: int | None, channels: int |
 def _write_split(items: list[tuple[Path, int]], dest: Path, image_size: int | None, channels: int,
                  shape: tuple[int, int], bar, workers: int) -> None:
     """Decode ``items`` into a uint8 ``.npy`` at ``dest``: the header, then each decoded chunk appended in order
-    (so memory holds a chunk per worker, never the split), to a temporary file renamed at the end."""
-    tmp = dest.with_name(f".{dest.name}.tmp")
+    (so memory holds a chunk per worker, never the split), written atomically (:func:`condense.artifacts.atomic_target`)."""
     paths = [str(p) for p, _ in items]
     chunks = [paths[s:s + DECODE_CHUNK] for s in range(0, len(paths), DECODE_CHUNK)]
+    decode = partial(_decode_chunk, image_size=image_size, channels=channels, shape=shape)
     header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False,
               "shape": (len(items), channels, *shape)}
-    try:
-        with open(tmp, "wb") as fh:
-            np.lib.format.write_array_header_2_0(fh, header)
-            if workers > 1:
-                import multiprocessing
+    with atomic_target(dest) as tmp, open(tmp, "wb") as fh:
+        np.lib.format.write_array_header_2_0(fh, header)
+        if workers > 1:
+            import multiprocessing
 
-                with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-                    blocks = pool.map(_decode_chunk, chunks, *zip(*[(image_size, channels, shape)] * len(chunks)))
-                    for block in blocks:  # in submission order
-                        fh.write(block.tobytes())
-                        bar.update(block.shape[0])
-            else:
-                for chunk in chunks:
-                    fh.write(_decode_chunk(chunk, image_size, channels, shape).tobytes())
-                    bar.update(len(chunk))
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                blocks = pool.map(decode, chunks)  # in submission order
+                for block in blocks:
+                    fh.write(block.tobytes())
+                    bar.update(block.shape[0])
+        else:
+            for chunk in chunks:
+                fh.write(decode(chunk).tobytes())
+                bar.update(len(chunk))
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
+    with atomic_target(path) as tmp, open(tmp, "wb") as fh:
         np.save(fh, array)
-    os.replace(tmp, path)
 
 
 def _content_fingerprint(folder: Path) -> str:
@@ -328,7 +323,5 @@ def build_cache(root: str | os.PathLike, *, image_size: int | None = None, chann
         "std": list(std),
         "decode_s": round(decode_s, 2),
     }
-    tmp = meta_path.with_name(".meta.json.tmp")
-    tmp.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp, meta_path)
+    write_atomic(meta_path, json.dumps(meta, indent=1).encode())
     return folder, meta
