@@ -20,6 +20,7 @@ run folder under the log folder (``pip install 'condense-kit[wandb]'``; ``wandb 
 """
 from __future__ import annotations
 
+import abc
 import math
 import os
 import time
@@ -57,16 +58,18 @@ def image_grid(images: torch.Tensor, row: int = GRID_ROW, pad: int = 1) -> torch
     n, _, h, w = x.shape
     cols = min(row, n)
     rows = math.ceil(n / cols)
+    # every image in a white (h + pad) x (w + pad) cell, the cells tiled rows x cols, one white border on top/left
+    cells = torch.ones(rows * cols, 3, h + pad, w + pad)
+    cells[:n, :, :h, :w] = x
+    tiled = cells.view(rows, cols, 3, h + pad, w + pad).permute(2, 0, 3, 1, 4).reshape(3, rows * (h + pad),
+                                                                                        cols * (w + pad))
     grid = torch.ones(3, rows * (h + pad) + pad, cols * (w + pad) + pad)
-    for i in range(n):
-        r, c = divmod(i, cols)
-        top, left = pad + r * (h + pad), pad + c * (w + pad)
-        grid[:, top:top + h, left:left + w] = x[i]
+    grid[:, pad:, pad:] = tiled
     return grid
 
 
-class Tracker:
-    """A logging back end: scalars, image grids, a final summary."""
+class Tracker(abc.ABC):
+    """A logging back end (:class:`TensorBoard`, :class:`WandB`): scalars, image grids, a final summary."""
 
     backend = ""
 
@@ -74,17 +77,21 @@ class Tracker:
         self.log_dir = log_dir
         self._last: dict[str, tuple[int, float]] = {}
 
+    @abc.abstractmethod
     def scalars(self, prefix: str, step: int, values: Mapping[str, float]) -> None:
-        raise NotImplementedError
+        """Log ``values`` under ``prefix/`` at ``step``."""
 
+    @abc.abstractmethod
     def image(self, tag: str, step: int, grid: torch.Tensor) -> None:
-        raise NotImplementedError
+        """Log a [3, H, W] image in [0, 1] at ``step``."""
 
+    @abc.abstractmethod
     def summary(self, prefix: str, values: Mapping[str, Any]) -> None:
-        raise NotImplementedError
+        """Log a run's final numbers (nested mappings flattened)."""
 
+    @abc.abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Flush and close; the files are complete afterwards."""
 
     # -- what the loops call ------------------------------------------------------------------------
     def step(self, loop: str, step: int, total: int, *, loss: Any = None, images: torch.Tensor | None = None,
