@@ -313,13 +313,13 @@ class _Labels:
 
 
 def _robust_scores(cfg: ImageEvalConfig, results: dict, labels: _Labels, syn_x, syn_y, lr: float, base_lr: float,
-                   random_pick, full_set, data, x_test, y_test, common: dict) -> tuple[dict, dict]:
+                   coreset, full_set, data, x_test, y_test, common: dict) -> tuple[dict, dict]:
     """LRS and ARS (:mod:`condense.vision.scores`) from the runs they need, reusing those already in ``results``.
     Returns ``(scores, the extra runs by name)``: ``<set>[<labels>]`` trained with DSA, ``<set>[<labels>,plain]``
     without augmentation."""
     from condense.vision.scores import augmentation_robust_score, label_robust_score
 
-    idx = random_pick()
+    idx = coreset("random")
     rx, ry = data.x_train[idx], data.y_train[idx]
     runs: dict[str, dict[str, Any]] = {}
 
@@ -457,9 +457,9 @@ def evaluate_artifact(
     base_lr = cfg.lr if cfg.lr is not None else cfg.default_lr
     syn_x, syn_y = artifact.images.to(dev), artifact.labels.to(dev)
 
-    def random_pick() -> torch.Tensor:
+    def coreset(name: str) -> torch.Tensor:
         # each selection has its own generator, so a baseline does not depend on which others are run
-        return select("random", data.x_train, data.y_train, ipc, num_classes=k,
+        return select(name, data.x_train, data.y_train, ipc, num_classes=k,
                       generator=torch.Generator(device=dev).manual_seed(int(seed)))
 
     def full_set(augment: bool | None = None) -> dict[str, Any]:
@@ -477,16 +477,14 @@ def evaluate_artifact(
             if name == "full":  # the reference: the whole training split with its hard labels
                 results["full"] = full_set()
                 continue
-            idx = random_pick() if name == "random" else select(
-                name, data.x_train, data.y_train, ipc, num_classes=k,
-                generator=torch.Generator(device=dev).manual_seed(int(seed)))
+            idx = coreset(name)
             xb = data.x_train[idx]
             results[name] = evaluate_set(xb, labels.of(xb, data.y_train[idx], cfg.labels), x_test, y_test,
                                          lr=base_lr, **common)
             results[name]["ipc"] = ipc
     scores = None
     if cfg.scores:
-        scores, score_runs = _robust_scores(cfg, results, labels, syn_x, syn_y, lr, base_lr, random_pick, full_set,
+        scores, score_runs = _robust_scores(cfg, results, labels, syn_x, syn_y, lr, base_lr, coreset, full_set,
                                             data, x_test, y_test, common)
         results.update(score_runs)
     n_syn = int(artifact.images.shape[0])
